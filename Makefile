@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest bench docs clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run the example shop bot end to end against the built-in fake of Meta's API.
+demo: $(STAMP)
+	$(BIN)/waflow demo
+
+## The whole quality gate: lint, format, types, tests with coverage.
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check waflow tests benchmarks examples
+	$(BIN)/ruff format --check waflow tests benchmarks examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict waflow
+
+pytest: $(STAMP)
+	$(BIN)/pytest --cov=waflow --cov-report=term $(PYTEST_ARGS)
+
+## Benchmarks against the peer (pywa), each in its own environment.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov site

@@ -1,0 +1,5 @@
+"""Shared fixtures of waflow's own test-suite."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.network_guard"]

@@ -1,0 +1,31 @@
+"""waflow: customer support on WhatsApp and Messenger for small shops.
+
+Typed clients of the WhatsApp Cloud API and the Messenger Send API, typed webhooks of both channels,
+a durable conversation engine that follows a customer across them, and fakes of Meta's Graph API for
+your tests (:mod:`waflow.testing`).
+"""
+
+from waflow._version import __version__
+from waflow.errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    MessageValidationError,
+    WaflowError,
+)
+from waflow.results import SendResult
+from waflow.whatsapp import AsyncWhatsApp, WhatsApp
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncWhatsApp",
+    "MessageValidationError",
+    "SendResult",
+    "WaflowError",
+    "WhatsApp",
+    "__version__",
+]

@@ -1,0 +1,167 @@
+"""The one module that imports httpx: client construction, timeouts, sending, error translation.
+
+Everything above this layer talks in terms of the aliases below and of waflow's own errors, so the
+transport stays a single seam: pass ``http_client=`` (with any httpx transport, e.g. the fakes of
+:mod:`waflow.testing`) to any waflow client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import httpx
+
+from waflow.errors import APIConnectionError, APITimeoutError
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "AsyncHTTPClient",
+    "AsyncTransport",
+    "Request",
+    "Response",
+    "SyncHTTPClient",
+    "SyncTransport",
+    "Timeout",
+    "TimeoutTypes",
+    "build_request",
+    "make_timeout",
+    "new_async_client",
+    "new_sync_client",
+    "send_async",
+    "send_sync",
+    "stream_async",
+    "stream_sync",
+]
+
+Request = httpx.Request
+Response = httpx.Response
+SyncHTTPClient = httpx.Client
+AsyncHTTPClient = httpx.AsyncClient
+SyncTransport = httpx.BaseTransport
+AsyncTransport = httpx.AsyncBaseTransport
+Timeout = httpx.Timeout
+TimeoutTypes = float | httpx.Timeout | None
+
+#: Seconds for a whole request (read, write, pool) and for connecting.
+DEFAULT_TIMEOUT = 15.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
+def make_timeout(timeout: TimeoutTypes = DEFAULT_TIMEOUT) -> httpx.Timeout:
+    """A timeout of ``timeout`` seconds per phase, but at most 5 s to connect."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(None)
+    return httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
+
+
+def new_sync_client(timeout: TimeoutTypes = DEFAULT_TIMEOUT) -> httpx.Client:
+    """A fresh synchronous httpx client owned by a waflow client."""
+    return httpx.Client(timeout=make_timeout(timeout), follow_redirects=True)
+
+
+def new_async_client(timeout: TimeoutTypes = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
+    """A fresh asynchronous httpx client owned by a waflow client."""
+    return httpx.AsyncClient(timeout=make_timeout(timeout), follow_redirects=True)
+
+
+def build_request(
+    client: httpx.Client | httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    json: Any = None,
+    content: bytes | None = None,
+    files: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    timeout: TimeoutTypes | None = None,
+) -> httpx.Request:
+    """Build a request with the client's defaults (``timeout=None`` keeps the client's timeout)."""
+    extensions: dict[str, Any] = {}
+    if timeout is not None:
+        extensions["timeout"] = make_timeout(timeout).as_dict()
+    return client.build_request(
+        method,
+        url,
+        headers=headers,
+        params=params,
+        json=json,
+        content=content,
+        files=files,
+        data=data,
+        extensions=extensions or None,
+    )
+
+
+def _translate(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+    # Connect-phase failures prove nothing was sent; anything later might have reached Meta.
+    kind = type(exc).__name__
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return APITimeoutError(f"Timed out connecting to the Graph API ({kind}).", request=request)
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(
+            f"The Graph API did not answer in time ({kind}); the request may have been executed.",
+            request=request,
+            maybe_sent=True,
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return APIConnectionError(f"Could not connect to the Graph API: {exc}", request=request)
+    return APIConnectionError(
+        f"Connection to the Graph API failed mid-request ({kind}): {exc}",
+        request=request,
+        maybe_sent=True,
+    )
+
+
+def send_sync(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    """Send and read the whole response, translating transport failures to waflow errors."""
+    try:
+        return client.send(request)
+    except httpx.TransportError as exc:
+        raise _translate(exc, request) from exc
+
+
+async def send_async(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Async twin of :func:`send_sync`; the only difference is the await."""
+    try:
+        return await client.send(request)
+    except httpx.TransportError as exc:
+        raise _translate(exc, request) from exc
+
+
+@contextmanager
+def stream_sync(client: httpx.Client, request: httpx.Request) -> Iterator[httpx.Response]:
+    """Send with a streamed body; the caller reads ``iter_bytes()`` inside the block."""
+    try:
+        response = client.send(request, stream=True)
+    except httpx.TransportError as exc:
+        raise _translate(exc, request) from exc
+    try:
+        yield response
+    except httpx.TransportError as exc:
+        raise _translate(exc, request) from exc
+    finally:
+        response.close()
+
+
+@asynccontextmanager
+async def stream_async(
+    client: httpx.AsyncClient, request: httpx.Request
+) -> AsyncIterator[httpx.Response]:
+    """Async twin of :func:`stream_sync`."""
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.TransportError as exc:
+        raise _translate(exc, request) from exc
+    try:
+        yield response
+    except httpx.TransportError as exc:
+        raise _translate(exc, request) from exc
+    finally:
+        await response.aclose()

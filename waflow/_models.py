@@ -1,0 +1,120 @@
+"""Base classes of every pydantic model in waflow, outbound and inbound.
+
+Outbound models (what waflow sends) forbid unknown fields, so a typo fails before the request, and
+turn every validation failure into :class:`~waflow.errors.MessageValidationError`, naming the field
+and, for Meta's limits, the limit. Inbound models (what Meta sends) keep unknown fields, so nothing
+Meta adds is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Sized
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from typing_extensions import Self
+
+from waflow.errors import MessageValidationError
+
+__all__ = [
+    "InboundModel",
+    "OutboundModel",
+    "check_count",
+    "check_length",
+    "check_unique",
+    "violation",
+]
+
+
+def violation(message: str, *, limit: str | None = None, field: str | None = None) -> Exception:
+    """A :class:`MessageValidationError` to ``raise`` from a validator (it is not wrapped)."""
+    return MessageValidationError(message, limit=limit, field=field)
+
+
+def check_length(value: str | None, maximum: int, what: str, *, minimum: int = 0) -> None:
+    """Raise unless ``minimum <= len(value) <= maximum`` (``None`` passes)."""
+    if value is None:
+        return
+    if len(value) > maximum:
+        raise violation(
+            f"{what} must be at most {maximum} characters, got {len(value)}",
+            limit=f"{what} <= {maximum} characters",
+            field=what,
+        )
+    if len(value) < minimum:
+        raise violation(
+            f"{what} must not be empty" if minimum == 1 else f"{what} needs {minimum}+ characters",
+            limit=f"{what} >= {minimum} characters",
+            field=what,
+        )
+
+
+def check_count(items: Sized | None, maximum: int, what: str, *, minimum: int = 0) -> None:
+    """Raise unless ``minimum <= len(items) <= maximum`` (``None`` counts as empty)."""
+    count = 0 if items is None else len(items)
+    if count > maximum:
+        raise violation(
+            f"at most {maximum} {what} allowed, got {count}",
+            limit=f"{what} <= {maximum}",
+            field=what,
+        )
+    if count < minimum:
+        raise violation(
+            f"at least {minimum} {what} required, got {count}",
+            limit=f"{what} >= {minimum}",
+            field=what,
+        )
+
+
+def check_unique(values: Sequence[str], what: str) -> None:
+    """Raise if ``values`` holds a duplicate."""
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise violation(f"{what} must be unique, {value!r} appears twice", field=what)
+        seen.add(value)
+
+
+def _describe(exc: ValidationError, model: str) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in error["loc"])
+        where = f"{model}.{location}" if location else model
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+class OutboundModel(BaseModel):
+    """A payload waflow sends: strict, no unknown fields, Meta's limits checked on construction.
+
+    Every failure is a :class:`~waflow.errors.MessageValidationError` (never a bare pydantic error),
+    and its message never repeats the offending value (it may be a phone number).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_waflow_error(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise MessageValidationError(
+                f"invalid {cls.__name__}: {_describe(exc, cls.__name__)}"
+            ) from None
+
+    def dump(self) -> dict[str, Any]:
+        """This payload as Meta expects it: JSON types, unset optional fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class InboundModel(BaseModel):
+    """A payload Meta sends: unknown fields are kept (``model_extra``), nothing is lost."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)

@@ -1,0 +1,31 @@
+"""What the clients return for a sent message, on either channel."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["SendResult"]
+
+
+class SendResult(BaseModel):
+    """Meta accepted a message.
+
+    ``message_id`` is the WhatsApp ``wamid`` or the Messenger ``mid``. On WhatsApp, ``wa_id`` is the
+    customer's WhatsApp id as Meta resolved it (it may differ from what was sent) and
+    ``message_status`` appears for templates (``accepted``, ``held_for_quality_assessment``,
+    ``paused``); on Messenger, ``recipient_id`` is the customer's page-scoped id. ``retries_taken``
+    counts the client's retries; ``raw`` is Meta's answer as received.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: Literal["whatsapp", "messenger"]
+    message_id: str
+    wa_id: str | None = None
+    input: str | None = None
+    recipient_id: str | None = None
+    message_status: str | None = None
+    retries_taken: int = 0
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)

@@ -1,0 +1,673 @@
+"""FakeGraphAPI: a stateful fake of the Graph API endpoints waflow uses, for your tests and ours.
+
+Plug it into any waflow client through its transport::
+
+    from waflow.testing import FakeGraphAPI
+
+    fake = FakeGraphAPI()
+    wa = fake.whatsapp()                      # a WhatsApp client wired to the fake
+    wa.send_text("4915112345678", "Hallo!")
+    assert fake.sent.last.text == "Hallo!"
+
+It validates request bodies with waflow's own outbound models and answers Meta's code-100 error for
+invalid ones, records every accepted message as a typed :class:`SentMessage`, hands out seeded
+``wamid``\\ s, and simulates what makes real life hard: errors by Graph code (:meth:`fail_next`),
+timeouts, outages (:meth:`outage`) and throttling (:meth:`limit_throughput`). Routes are matched with
+respx; anything unmatched gets Meta's "unsupported request" error and is kept in ``unmatched``, so
+nothing ever leaks to the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+import respx
+
+from waflow.clock import Clock, SystemClock
+from waflow.errors import MessageValidationError
+from waflow.whatsapp.client import AsyncWhatsApp, WhatsApp
+from waflow.whatsapp.messages import Message, ReadReceipt, from_body
+
+__all__ = ["FakeGraphAPI", "RecordedRequest", "SentLog", "SentMessage"]
+
+DEFAULT_TOKEN = "fake-access-token"  # noqa: S105 - a fake's credential
+DEFAULT_APP_SECRET = "fake-app-secret"  # noqa: S105 - a fake's credential
+DEFAULT_PHONE_NUMBER_ID = "106540352242922"
+DEFAULT_DISPLAY_NUMBER = "15550783881"
+DEFAULT_WABA_ID = "102290129340398"
+DEFAULT_PAGE_ID = "1122334455667788"
+MEDIA_HOST = "lookaside.fbsbx.com"
+_MEDIA_URL_LIFETIME = 300.0
+_VERSION = r"/v\d+\.\d+"
+_HANDLER = Callable[..., httpx.Response]
+
+Channel = Literal["whatsapp", "messenger"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received (any route), with its parsed JSON body if it had one."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    json: Any
+    status_code: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message the fake accepted: the typed ``message`` model and the raw ``body``."""
+
+    channel: Channel
+    sender_id: str
+    to: str
+    type: str
+    message: Any
+    body: dict[str, Any]
+    message_id: str
+    sent_at: datetime
+
+    @property
+    def text(self) -> str | None:
+        """The text a customer would read first: a text body, a caption, or an interactive body."""
+        body = self.body
+        if self.channel == "messenger":
+            message = body.get("message") or {}
+            return message.get("text") if isinstance(message, dict) else None
+        if self.type == "text":
+            return str(body["text"]["body"])
+        if self.type == "interactive":
+            inner = body["interactive"].get("body")
+            return str(inner["text"]) if inner else None
+        payload = body.get(self.type)
+        if isinstance(payload, dict) and isinstance(payload.get("caption"), str):
+            return str(payload["caption"])
+        return None
+
+    @property
+    def interactive_type(self) -> str | None:
+        """``button``, ``list``, ``product``, ``product_list``, … for interactive messages."""
+        if self.type != "interactive":
+            return None
+        return str(self.body["interactive"]["type"])
+
+
+class SentLog(list[SentMessage]):
+    """The messages the fake accepted, oldest first, with filters."""
+
+    def to(self, recipient: str) -> SentLog:
+        """Only those sent to ``recipient`` (a wa_id, phone number or PSID)."""
+        digits = _digits(recipient)
+        return SentLog(m for m in self if m.to == recipient or _digits(m.to) == digits)
+
+    def of_type(self, kind: str) -> SentLog:
+        """Only those of a message ``type`` or interactive type (``"text"``, ``"product_list"``)."""
+        return SentLog(m for m in self if kind in (m.type, m.interactive_type))
+
+    def on(self, channel: Channel) -> SentLog:
+        """Only those sent on ``channel``."""
+        return SentLog(m for m in self if m.channel == channel)
+
+    @property
+    def last(self) -> SentMessage:
+        """The most recent message (``IndexError`` when none was sent)."""
+        if not self:
+            raise IndexError("no message was sent")
+        return self[-1]
+
+    def texts(self) -> list[str | None]:
+        """The :attr:`SentMessage.text` of each message, in order."""
+        return [m.text for m in self]
+
+
+@dataclass
+class _Failure:
+    code: int | None
+    status: int
+    message: str
+    subcode: int | None
+    is_transient: bool | None
+    retry_after: float | None
+    timeout: bool
+    after_send: bool
+    match: re.Pattern[str] | None
+    body: bytes | None = None
+
+
+@dataclass
+class _Outage:
+    until: float | None
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class _Media:
+    content: bytes
+    mime_type: str
+    filename: str
+    url_issued_at: float = 0.0
+
+
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
+def graph_error(
+    status: int,
+    message: str,
+    *,
+    code: int,
+    subcode: int | None = None,
+    error_type: str = "OAuthException",
+    is_transient: bool | None = None,
+    fbtrace_id: str = "AFakeTraceId00000000000",
+    headers: Mapping[str, str] | None = None,
+    details: str | None = None,
+) -> httpx.Response:
+    """A Graph API error response exactly as Meta shapes it."""
+    error: dict[str, Any] = {"message": message, "type": error_type, "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if is_transient is not None:
+        error["is_transient"] = is_transient
+    if details is not None:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    error["fbtrace_id"] = fbtrace_id
+    return httpx.Response(status, json={"error": error}, headers=headers)
+
+
+class FakeGraphAPI:
+    """A stateful fake of Meta's Graph API, plugged in as an httpx transport.
+
+    ``access_token`` is the only bearer token it accepts (others get code 190). ``seed`` makes the
+    generated message and media ids repeatable. ``clock`` drives outages, throttling and media URL
+    expiry (use :class:`~waflow.testing.FrozenClock` for virtual time).
+    """
+
+    def __init__(
+        self,
+        *,
+        access_token: str = DEFAULT_TOKEN,
+        app_secret: str = DEFAULT_APP_SECRET,
+        phone_number_id: str = DEFAULT_PHONE_NUMBER_ID,
+        display_phone_number: str = DEFAULT_DISPLAY_NUMBER,
+        waba_id: str = DEFAULT_WABA_ID,
+        page_id: str = DEFAULT_PAGE_ID,
+        base_url: str = "https://graph.facebook.com",
+        seed: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.access_token = access_token
+        self.app_secret = app_secret
+        self.phone_number_id = phone_number_id
+        self.display_phone_number = display_phone_number
+        self.phone_number_ids = {phone_number_id}
+        self.waba_id = waba_id
+        self.page_id = page_id
+        self.base_url = base_url.rstrip("/")
+        self.seed = seed
+        self.clock: Clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self.router = respx.Router(assert_all_called=False, assert_all_mocked=False)
+        self._install_routes()
+        self.transport = httpx.MockTransport(self._handle)
+        self.async_transport = httpx.MockTransport(self._ahandle)
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything sent, recorded, uploaded and scheduled; restart the id sequence."""
+        with self._lock:
+            self.sent = SentLog()
+            self.requests: list[RecordedRequest] = []
+            self.unmatched: list[RecordedRequest] = []
+            self._rng = random.Random(self.seed)
+            self._failures: deque[_Failure] = deque()
+            self._outage: _Outage | None = None
+            self._throughput: float | None = None
+            self._send_times: dict[str, deque[float]] = {}
+            self._media: dict[str, _Media] = {}
+
+    def add_phone_number(self, phone_number_id: str) -> None:
+        """Accept sends from another business number too."""
+        self.phone_number_ids.add(phone_number_id)
+
+    # -- plugging in ---------------------------------------------------------------------------
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An ``httpx.Client`` whose requests go to this fake."""
+        return httpx.Client(transport=self.transport, **kwargs)
+
+    def async_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` whose requests go to this fake."""
+        return httpx.AsyncClient(transport=self.async_transport, **kwargs)
+
+    def whatsapp(self, **overrides: Any) -> WhatsApp:
+        """A :class:`~waflow.WhatsApp` client wired to this fake (same clock, pacing off)."""
+        options: dict[str, Any] = {
+            "access_token": self.access_token,
+            "phone_number_id": self.phone_number_id,
+            "waba_id": self.waba_id,
+            "base_url": self.base_url,
+            "http_client": self.client(),
+            "clock": self.clock,
+            "throughput": None,
+        }
+        return WhatsApp(**{**options, **overrides})
+
+    def async_whatsapp(self, **overrides: Any) -> AsyncWhatsApp:
+        """An :class:`~waflow.AsyncWhatsApp` client wired to this fake (same clock, pacing off)."""
+        options: dict[str, Any] = {
+            "access_token": self.access_token,
+            "phone_number_id": self.phone_number_id,
+            "waba_id": self.waba_id,
+            "base_url": self.base_url,
+            "http_client": self.async_client(),
+            "clock": self.clock,
+            "throughput": None,
+        }
+        return AsyncWhatsApp(**{**options, **overrides})
+
+    # -- trouble -------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        code: int | None = None,
+        *,
+        times: int = 1,
+        status: int | None = None,
+        message: str | None = None,
+        subcode: int | None = None,
+        is_transient: bool | None = None,
+        retry_after: float | None = None,
+        body: bytes | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests (whose path matches regex ``path``) with an error.
+
+        ``code`` is the Graph error code (status 400 unless given; 130429 and other throttling codes
+        keep 400 as Meta does). ``body`` replaces the JSON error with raw bytes (an HTML 502 page,
+        an empty 503). ``retry_after`` adds a ``Retry-After`` header.
+        """
+        if code is None and status is None:
+            raise ValueError("fail_next needs a Graph code or an HTTP status")
+        failure = _Failure(
+            code=code,
+            status=status or (500 if code in (1, 2, 131000) else 400),
+            message=message or f"(#{code}) Simulated failure" if code else "Simulated failure",
+            subcode=subcode,
+            is_transient=is_transient,
+            retry_after=retry_after,
+            timeout=False,
+            after_send=False,
+            match=re.compile(path) if path else None,
+            body=body,
+        )
+        with self._lock:
+            self._failures.extend([failure] * times)
+
+    def timeout_next(
+        self, *, times: int = 1, after_send: bool = False, path: str | None = None
+    ) -> None:
+        """Make the next ``times`` requests time out.
+
+        With ``after_send=True`` a message is recorded as sent before the timeout, the case that
+        makes at-least-once delivery necessary.
+        """
+        failure = _Failure(
+            code=None,
+            status=0,
+            message="timeout",
+            subcode=None,
+            is_transient=None,
+            retry_after=None,
+            timeout=True,
+            after_send=after_send,
+            match=re.compile(path) if path else None,
+        )
+        with self._lock:
+            self._failures.extend([failure] * times)
+
+    def outage(
+        self,
+        seconds: float | None = None,
+        *,
+        status: int = 503,
+        body: bytes = b"",
+        content_type: str = "text/html",
+    ) -> _OutageHandle:
+        """Answer every request with ``status`` (default an empty 503) for ``seconds`` of clock time.
+
+        Without ``seconds`` the outage lasts until :meth:`recover` or the end of a ``with`` block.
+        """
+        with self._lock:
+            until = None if seconds is None else self.clock.monotonic() + seconds
+            self._outage = _Outage(until, status, body, content_type)
+        return _OutageHandle(self)
+
+    def recover(self) -> None:
+        """End an outage now."""
+        with self._lock:
+            self._outage = None
+
+    def limit_throughput(self, per_second: float | None) -> None:
+        """Answer 130429 to sends beyond ``per_second`` from one number in any second (None: off)."""
+        with self._lock:
+            self._throughput = per_second
+
+    # -- media ---------------------------------------------------------------------------------
+
+    def add_media(self, content: bytes, mime_type: str, filename: str = "file") -> str:
+        """Store a file as if a customer had sent it; return its media id."""
+        with self._lock:
+            media_id = str(self._rng.randrange(10**15, 10**16))
+            self._media[media_id] = _Media(content, mime_type, filename)
+            return media_id
+
+    def media_content(self, media_id: str) -> bytes:
+        """The bytes stored under ``media_id`` (an upload or :meth:`add_media`)."""
+        return self._media[media_id].content
+
+    # -- ids -----------------------------------------------------------------------------------
+
+    def new_wamid(self) -> str:
+        """A WhatsApp message id in Meta's format, from the seeded sequence."""
+        raw = b"\x15\x02\x00\x11\x18\x12" + self._rng.randbytes(12).hex().upper().encode()
+        return "wamid.HBgL" + base64.b64encode(raw).decode()
+
+    def new_mid(self) -> str:
+        """A Messenger message id in Meta's format, from the seeded sequence."""
+        return "m_" + base64.urlsafe_b64encode(self._rng.randbytes(30)).decode().rstrip("=")
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            return self._dispatch(request)
+
+    async def _ahandle(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return self._handle(request)
+
+    def _dispatch(self, request: httpx.Request) -> httpx.Response:
+        now = self.clock.monotonic()
+        if (
+            self._outage is not None
+            and self._outage.until is not None
+            and now >= self._outage.until
+        ):
+            self._outage = None
+        if self._outage is not None:
+            outage = self._outage
+            response = httpx.Response(
+                outage.status, content=outage.body, headers={"content-type": outage.content_type}
+            )
+            return self._record(request, response)
+        failure = self._take_failure(request)
+        if failure is not None and failure.timeout and not failure.after_send:
+            self._record(request, httpx.Response(0))
+            raise httpx.ReadTimeout("simulated timeout", request=request)
+        if failure is not None and not failure.timeout:
+            return self._record(request, self._failure_response(failure))
+        if request.url.host != MEDIA_HOST and not self._authorized(request):
+            response = graph_error(
+                401, "Invalid OAuth access token - Cannot parse access token", code=190
+            )
+            return self._record(request, response)
+        response = self.router.handler(request)
+        if failure is not None and failure.after_send:
+            self._record(request, response)
+            raise httpx.ReadTimeout(
+                "simulated timeout after the request was handled", request=request
+            )
+        return self._record(request, response)
+
+    def _take_failure(self, request: httpx.Request) -> _Failure | None:
+        for index, failure in enumerate(self._failures):
+            if failure.match is None or failure.match.search(request.url.path):
+                del self._failures[index]
+                return failure
+        return None
+
+    @staticmethod
+    def _failure_response(failure: _Failure) -> httpx.Response:
+        headers = {}
+        if failure.retry_after is not None:
+            headers["Retry-After"] = f"{failure.retry_after:g}"
+        if failure.body is not None or failure.code is None:
+            headers["content-type"] = "text/html"
+            return httpx.Response(failure.status, content=failure.body or b"", headers=headers)
+        return graph_error(
+            failure.status,
+            failure.message,
+            code=failure.code,
+            subcode=failure.subcode,
+            is_transient=failure.is_transient,
+            headers=headers,
+        )
+
+    def _authorized(self, request: httpx.Request) -> bool:
+        header = request.headers.get("authorization", "")
+        bearer = header[7:] if header.lower().startswith("bearer ") else None
+        token = bearer or request.url.params.get("access_token")
+        return bool(token == self.access_token)
+
+    def _record(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        try:
+            body = json.loads(request.content) if request.content else None
+        except ValueError:
+            body = None
+        record = RecordedRequest(
+            method=request.method,
+            path=request.url.path,
+            params=dict(request.url.params),
+            json=body,
+            status_code=response.status_code,
+            at=self.clock.now(),
+        )
+        self.requests.append(record)
+        return response
+
+    # -- routes --------------------------------------------------------------------------------
+
+    def _install_routes(self) -> None:
+        route = self.router.route
+        route(method="POST", path__regex=rf"^{_VERSION}/(?P<node>\d+)/messages$").mock(
+            side_effect=self._post_whatsapp_message
+        )
+        route(method="POST", path__regex=rf"^{_VERSION}/(?P<node>\d+)/media$").mock(
+            side_effect=self._upload_media
+        )
+        route(host=MEDIA_HOST, method="GET").mock(side_effect=self._download_media)
+        route(method="GET", path__regex=rf"^{_VERSION}/(?P<media_id>\d+)$").mock(
+            side_effect=self._get_media
+        )
+        route(method="DELETE", path__regex=rf"^{_VERSION}/(?P<media_id>\d+)$").mock(
+            side_effect=self._delete_media
+        )
+        self.router.route().mock(side_effect=self._unmatched)
+
+    def _unmatched(self, request: httpx.Request) -> httpx.Response:
+        self.unmatched.append(
+            RecordedRequest(
+                request.method,
+                request.url.path,
+                dict(request.url.params),
+                None,
+                400,
+                self.clock.now(),
+            )
+        )
+        return graph_error(
+            400,
+            f"Unsupported {request.method.lower()} request. Object with ID does not exist, "
+            "cannot be loaded due to missing permissions, or does not support this operation",
+            code=100,
+            subcode=33,
+            error_type="GraphMethodException",
+        )
+
+    def _post_whatsapp_message(self, request: httpx.Request, node: str) -> httpx.Response:
+        if node not in self.phone_number_ids:
+            return self._unmatched(request)
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return graph_error(400, "(#100) Invalid JSON in request body", code=100)
+        try:
+            message = from_body(body)
+        except MessageValidationError as exc:
+            return graph_error(400, f"(#100) Invalid parameter: {exc}", code=100)
+        if isinstance(message, ReadReceipt):
+            return httpx.Response(200, json={"success": True})
+        assert isinstance(message, Message)
+        if self._throttled(node):
+            return graph_error(
+                400,
+                "(#130429) Rate limit hit: Cloud API message throughput has been reached.",
+                code=130429,
+            )
+        return self._accept(node, message, body)
+
+    def _throttled(self, sender: str) -> bool:
+        if self._throughput is None:
+            return False
+        now = self.clock.monotonic()
+        window = self._send_times.setdefault(sender, deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) >= self._throughput:
+            return True
+        window.append(now)
+        return False
+
+    def _accept(self, sender: str, message: Message, body: dict[str, Any]) -> httpx.Response:
+        message_id = self.new_wamid()
+        self.sent.append(
+            SentMessage(
+                channel="whatsapp",
+                sender_id=sender,
+                to=message.to,
+                type=message.type,
+                message=message,
+                body=body,
+                message_id=message_id,
+                sent_at=self.clock.now(),
+            )
+        )
+        answer: dict[str, Any] = {"id": message_id}
+        if message.type == "template":
+            answer["message_status"] = "accepted"
+        wa_id = _digits(message.to) or message.to
+        return httpx.Response(
+            200,
+            json={
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": message.to, "wa_id": wa_id}],
+                "messages": [answer],
+            },
+        )
+
+    def _upload_media(self, request: httpx.Request, node: str) -> httpx.Response:
+        if node not in self.phone_number_ids:
+            return self._unmatched(request)
+        content_type = request.headers.get("content-type", "")
+        if "multipart/form-data" not in content_type:
+            return graph_error(400, "(#100) Upload must be multipart/form-data", code=100)
+        fields = _parse_multipart(request.content, content_type)
+        if fields.get("messaging_product", (None, b""))[1] != b"whatsapp":
+            return graph_error(400, "(#100) The parameter messaging_product is required.", code=100)
+        if "file" not in fields:
+            return graph_error(400, "(#100) The parameter file is required.", code=100)
+        filename, content = fields["file"]
+        mime = fields.get("type", (None, b"application/octet-stream"))[1].decode()
+        media_id = str(self._rng.randrange(10**15, 10**16))
+        self._media[media_id] = _Media(content, mime, filename or "file")
+        return httpx.Response(200, json={"id": media_id})
+
+    def _get_media(self, request: httpx.Request, media_id: str) -> httpx.Response:
+        media = self._media.get(media_id)
+        if media is None:
+            return self._unmatched(request)
+        media.url_issued_at = self.clock.monotonic()
+        url = (
+            f"https://{MEDIA_HOST}/whatsapp_business/attachments/"
+            f"?mid={media_id}&ext={int(media.url_issued_at)}&hash=ATfake"
+        )
+        return httpx.Response(
+            200,
+            json={
+                "messaging_product": "whatsapp",
+                "url": url,
+                "mime_type": media.mime_type,
+                "sha256": hashlib.sha256(media.content).hexdigest(),
+                "file_size": str(len(media.content)),
+                "id": media_id,
+            },
+        )
+
+    def _download_media(self, request: httpx.Request) -> httpx.Response:
+        if not self._authorized(request):
+            return httpx.Response(401, content=b"")
+        media = self._media.get(request.url.params.get("mid", ""))
+        if media is None:
+            return httpx.Response(404, content=b"")
+        if self.clock.monotonic() - media.url_issued_at > _MEDIA_URL_LIFETIME:
+            return httpx.Response(404, content=b"URL signature expired")
+        return httpx.Response(200, content=media.content, headers={"content-type": media.mime_type})
+
+    def _delete_media(self, request: httpx.Request, media_id: str) -> httpx.Response:
+        if self._media.pop(media_id, None) is None:
+            return self._unmatched(request)
+        return httpx.Response(200, json={"success": True})
+
+
+class _OutageHandle:
+    """Returned by :meth:`FakeGraphAPI.outage`; ends the outage at the end of a ``with`` block."""
+
+    def __init__(self, fake: FakeGraphAPI) -> None:
+        self._fake = fake
+
+    def __enter__(self) -> _OutageHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._fake.recover()
+
+
+def _parse_multipart(content: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
+    """Fields of a multipart body: name -> (filename, bytes)."""
+    match = re.search(r"boundary=([^;]+)", content_type)
+    if not match:
+        return {}
+    boundary = b"--" + match.group(1).strip('"').encode()
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in content.split(boundary):
+        head, sep, data = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        headers = head.decode("utf-8", "replace")
+        name = re.search(r'name="([^"]*)"', headers)
+        if not name:
+            continue
+        filename = re.search(r'filename="([^"]*)"', headers)
+        # Each part's data ends with the CRLF that precedes the next boundary; nothing else.
+        data = data[:-2] if data.endswith(b"\r\n") else data
+        fields[name.group(1)] = (filename.group(1) if filename else None, data)
+    return fields
