@@ -77,7 +77,11 @@ def check_unique(values: Sequence[str], what: str) -> None:
     seen: set[str] = set()
     for value in values:
         if value in seen:
-            raise violation(f"{what} must be unique, {value!r} appears twice", field=what)
+            raise violation(
+                f"{what} must be unique, {value!r} appears twice",
+                limit=f"{what} unique",
+                field=what,
+            )
         seen.add(value)
 
 

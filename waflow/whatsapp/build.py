@@ -38,6 +38,13 @@ from waflow.whatsapp.interactive import (
     ListSection,
     LocationRequestAction,
     LocationRequestInteractive,
+    OrderDetailsAction,
+    OrderDetailsInteractive,
+    OrderDetailsParameters,
+    OrderStatusAction,
+    OrderStatusInteractive,
+    OrderStatusParameters,
+    OrderStatusUpdate,
     ProductAction,
     ProductInteractive,
     ProductItem,
@@ -97,6 +104,8 @@ __all__ = [
     "list_menu",
     "location",
     "location_request",
+    "order_details",
+    "order_status",
     "product",
     "product_list",
     "reaction",
@@ -496,6 +505,55 @@ def location_request(
     )
 
 
+def order_details(
+    to: str,
+    body: str,
+    parameters: OrderDetailsParameters,
+    *,
+    header: HeaderSpec | None = None,
+    footer: str | None = None,
+    reply_to: str | None = None,
+    callback_data: str | None = None,
+) -> InteractiveMessage:
+    """Ask the customer to review and pay an order (payments in supported markets)."""
+    return InteractiveMessage(
+        to=to,
+        interactive=OrderDetailsInteractive(
+            header=_header(header),
+            body=Body(text=body),
+            footer=_footer(footer),
+            action=OrderDetailsAction(parameters=parameters),
+        ),
+        **_envelope(reply_to, callback_data),
+    )
+
+
+def order_status(
+    to: str,
+    body: str,
+    reference_id: str,
+    status: str,
+    *,
+    description: str | None = None,
+    footer: str | None = None,
+    reply_to: str | None = None,
+    callback_data: str | None = None,
+) -> InteractiveMessage:
+    """Tell the customer that order ``reference_id`` is now ``status`` (processing, shipped, …)."""
+    update = OrderStatusUpdate(status=status, description=description)
+    return InteractiveMessage(
+        to=to,
+        interactive=OrderStatusInteractive(
+            body=Body(text=body),
+            footer=_footer(footer),
+            action=OrderStatusAction(
+                parameters=OrderStatusParameters(reference_id=reference_id, order=update)
+            ),
+        ),
+        **_envelope(reply_to, callback_data),
+    )
+
+
 def _parameter(value: str | Parameter, name: str | None = None) -> Parameter:
     if isinstance(value, str):
         return TextParameter(text=value, parameter_name=name)
@@ -505,7 +563,7 @@ def _parameter(value: str | Parameter, name: str | None = None) -> Parameter:
 def template(
     to: str,
     name: str,
-    language: str = "en_US",
+    language: str | Language = "en_US",
     *,
     body: Sequence[str | Parameter] | Mapping[str, str | Parameter] | None = None,
     header: str | Parameter | None = None,
@@ -514,7 +572,7 @@ def template(
     reply_to: str | None = None,
     callback_data: str | None = None,
 ) -> TemplateMessage:
-    """An approved template ``name`` in ``language``.
+    """An approved template ``name`` in ``language`` (a code such as ``de`` or ``en_US``).
 
     ``body`` fills the body's placeholders, positionally (a sequence) or by name (a mapping, for
     ``{{first_name}}``-style templates); plain strings become text parameters. ``header`` fills a
@@ -536,7 +594,11 @@ def template(
         parts.extend(buttons)
     return TemplateMessage(
         to=to,
-        template=Template(name=name, language=Language(code=language), components=parts or None),
+        template=Template(
+            name=name,
+            language=language if isinstance(language, Language) else Language(code=language),
+            components=parts or None,
+        ),
         **_envelope(reply_to, callback_data),
     )
 

@@ -106,6 +106,8 @@ class _WhatsAppBase:
     send_catalog = Sends(build.catalog)
     send_flow = Sends(build.flow)
     send_location_request = Sends(build.location_request)
+    send_order_details = Sends(build.order_details)
+    send_order_status = Sends(build.order_status)
     send_template = Sends(build.template)
 
     def __init__(self, phone_number_id: str, waba_id: str | None) -> None:

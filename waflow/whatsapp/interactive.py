@@ -16,6 +16,7 @@ from waflow._models import OutboundModel, check_count, check_length, check_uniqu
 from waflow.whatsapp.media_refs import MediaRef
 
 __all__ = [
+    "Amount",
     "Body",
     "ButtonInteractive",
     "ButtonsAction",
@@ -38,10 +39,15 @@ __all__ = [
     "ListSection",
     "LocationRequestAction",
     "LocationRequestInteractive",
+    "OrderDetails",
     "OrderDetailsAction",
     "OrderDetailsInteractive",
+    "OrderDetailsParameters",
+    "OrderItem",
     "OrderStatusAction",
     "OrderStatusInteractive",
+    "OrderStatusParameters",
+    "OrderStatusUpdate",
     "ProductAction",
     "ProductInteractive",
     "ProductItem",

@@ -1,0 +1,152 @@
+"""Media: upload (multipart), URL lookup, streaming download with auth and re-resolution, delete."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from waflow import WhatsApp
+from waflow.errors import APIResponseValidationError, APIStatusError, MessageValidationError
+from waflow.testing import FakeGraphAPI, FrozenClock
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\r\n--"
+
+
+@pytest.fixture
+def fake() -> FakeGraphAPI:
+    return FakeGraphAPI(clock=FrozenClock())
+
+
+def test_upload_bytes_then_send_by_id(fake: FakeGraphAPI) -> None:
+    wa = fake.whatsapp()
+    upload = wa.media.upload(PNG, mime_type="image/png")
+    assert fake.media_content(upload.id) == PNG  # the multipart body arrived byte for byte
+    wa.send_image("4915112345678", upload.id, caption="Dein Rad")
+    assert fake.sent.last.body["image"] == {"id": upload.id, "caption": "Dein Rad"}
+
+
+def test_upload_from_path_guesses_type_and_name(fake: FakeGraphAPI, tmp_path: Path) -> None:
+    path = tmp_path / "rechnung.pdf"
+    path.write_bytes(b"%PDF-1.7 fake")
+    upload = fake.whatsapp().media.upload(path)
+    info = fake.whatsapp().media.get(upload.id)
+    assert info.mime_type == "application/pdf"
+    assert info.file_size == len(b"%PDF-1.7 fake")
+
+
+def test_upload_from_file_object_reads_it_once(fake: FakeGraphAPI) -> None:
+    handle = io.BytesIO(PNG)
+    handle.name = "bike.png"
+    upload = fake.whatsapp().media.upload(handle)
+    assert fake.media_content(upload.id) == PNG
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"file": b"GIF89a", "mime_type": "image/gif"}, "does not accept image/gif"),
+        ({"file": b"x" * (5 * 1024 * 1024 + 1), "mime_type": "image/jpeg"}, "at most 5120 KiB"),
+        ({"file": b"x" * (500 * 1024 + 1), "mime_type": "image/webp"}, "at most 500 KiB"),
+        ({"file": b"data"}, "cannot tell the media type"),
+        ({"file": "/no/such/file.png"}, "no such file"),
+    ],
+)
+def test_bad_uploads_fail_before_any_request(
+    fake: FakeGraphAPI, kwargs: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(MessageValidationError, match=fragment):
+        fake.whatsapp().media.upload(**kwargs)
+    assert fake.requests == []
+
+
+def test_download_streams_with_the_bearer_token(fake: FakeGraphAPI, tmp_path: Path) -> None:
+    media_id = fake.add_media(PNG, "image/png")
+    wa = fake.whatsapp()
+    assert wa.media.download(media_id) == PNG
+    target = tmp_path / "out.png"
+    assert wa.media.download_to(media_id, target) == len(PNG)
+    assert target.read_bytes() == PNG
+    download = [r for r in fake.requests if "attachments" in r.path][-1]
+    assert download.status_code == 200
+
+
+def test_expired_url_is_resolved_again(fake: FakeGraphAPI) -> None:
+    media_id = fake.add_media(PNG, "image/png")
+    fake.fail_next(status=404, path="attachments", body=b"URL signature expired")
+    assert fake.whatsapp().media.download(media_id) == PNG
+    paths = [(r.method, "attachments" in r.path, r.status_code) for r in fake.requests]
+    assert paths == [
+        ("GET", False, 200),
+        ("GET", True, 404),
+        ("GET", False, 200),
+        ("GET", True, 200),
+    ]
+
+
+def test_url_expires_five_minutes_after_lookup(fake: FakeGraphAPI) -> None:
+    media_id = fake.add_media(PNG, "image/png")
+    wa = fake.whatsapp()
+    info = wa.media.get(media_id)
+    assert info.expires_at is not None
+    assert (info.expires_at - info.resolved_at).total_seconds() == 300  # type: ignore[operator]
+    assert isinstance(fake.clock, FrozenClock)
+    fake.clock.advance(301)
+    # The stale URL is refused, but download() looks the URL up again right before fetching.
+    assert wa.media.download(media_id) == PNG
+
+
+def test_download_that_fails_twice_raises(fake: FakeGraphAPI) -> None:
+    media_id = fake.add_media(PNG, "image/png")
+    fake.fail_next(status=404, path="attachments", times=2, body=b"")
+    with pytest.raises(APIStatusError) as info:
+        fake.whatsapp().media.download(media_id)
+    assert info.value.status_code == 404
+
+
+def test_download_with_wrong_checksum_is_refused() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "lookaside.fbsbx.com":
+            return httpx.Response(200, content=b"tampered")
+        return httpx.Response(
+            200,
+            json={
+                "url": "https://lookaside.fbsbx.com/x?mid=1",
+                "id": "1",
+                "sha256": hashlib.sha256(PNG).hexdigest(),
+            },
+        )
+
+    wa = WhatsApp(
+        access_token="t",
+        phone_number_id="1",
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        throughput=None,
+    )
+    with pytest.raises(APIResponseValidationError, match="SHA-256 does not match"):
+        wa.media.download("1")
+
+
+def test_delete(fake: FakeGraphAPI) -> None:
+    media_id = fake.add_media(PNG, "image/png")
+    wa = fake.whatsapp()
+    assert wa.media.delete(media_id) is True
+    with pytest.raises(APIStatusError) as info:
+        wa.media.get(media_id)
+    assert info.value.code == 100
+
+
+async def test_async_media_round_trip(fake: FakeGraphAPI, tmp_path: Path) -> None:
+    wa = fake.async_whatsapp()
+    upload = await wa.media.upload(PNG, mime_type="image/png")
+    fake.fail_next(status=404, path="attachments", body=b"")
+    assert await wa.media.download(upload.id) == PNG
+    target = tmp_path / "a.png"
+    assert await wa.media.download_to(upload.id, target) == len(PNG)
+    assert target.read_bytes() == PNG
+    assert (await wa.media.get(upload.id)).sha256 == hashlib.sha256(PNG).hexdigest()
+    assert await wa.media.delete(upload.id) is True
