@@ -14,6 +14,7 @@ from waflow.errors import (
     MessageValidationError,
     WaflowError,
 )
+from waflow.messenger import AsyncMessenger, Messenger
 from waflow.results import SendResult
 from waflow.whatsapp import AsyncWhatsApp, WhatsApp
 
@@ -22,8 +23,10 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncMessenger",
     "AsyncWhatsApp",
     "MessageValidationError",
+    "Messenger",
     "SendResult",
     "WaflowError",
     "WhatsApp",

@@ -121,4 +121,7 @@ class OutboundModel(BaseModel):
 class InboundModel(BaseModel):
     """A payload Meta sends: unknown fields are kept (``model_extra``), nothing is lost."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+    # Meta writes some ids as numbers in one payload and strings in another: accept both.
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, frozen=True, coerce_numbers_to_str=True
+    )

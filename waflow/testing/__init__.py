@@ -5,6 +5,19 @@
 """
 
 from waflow.testing.clock import FrozenClock
-from waflow.testing.fake_graph import FakeGraphAPI, RecordedRequest, SentLog, SentMessage
+from waflow.testing.fake_graph import (
+    FakeGraphAPI,
+    RecordedRequest,
+    RecordedSenderAction,
+    SentLog,
+    SentMessage,
+)
 
-__all__ = ["FakeGraphAPI", "FrozenClock", "RecordedRequest", "SentLog", "SentMessage"]
+__all__ = [
+    "FakeGraphAPI",
+    "FrozenClock",
+    "RecordedRequest",
+    "RecordedSenderAction",
+    "SentLog",
+    "SentMessage",
+]

@@ -10,11 +10,14 @@ Plug it into any waflow client through its transport::
     assert fake.sent.last.text == "Hallo!"
 
 It validates request bodies with waflow's own outbound models and answers Meta's code-100 error for
-invalid ones, records every accepted message as a typed :class:`SentMessage`, hands out seeded
-``wamid``\\ s, and simulates what makes real life hard: errors by Graph code (:meth:`fail_next`),
-timeouts, outages (:meth:`outage`) and throttling (:meth:`limit_throughput`). Routes are matched with
-respx; anything unmatched gets Meta's "unsupported request" error and is kept in ``unmatched``, so
-nothing ever leaks to the network.
+invalid ones, records every accepted message (WhatsApp and Messenger) as a typed
+:class:`SentMessage`, hands out seeded ``wamid``\\ s and ``mid``\\ s, and simulates what makes
+real life hard: errors by Graph code (:meth:`fail_next`), timeouts, outages (:meth:`outage`) and
+throttling (:meth:`limit_throughput`). Routes are matched with respx; anything unmatched gets Meta's
+"unsupported request" error and is kept in ``unmatched``, so nothing ever leaks to the network.
+
+Messenger: ``fake.messenger()`` sends to the fake's Page (``POST /{page-id}/messages`` or
+``/me/messages``); messages land in ``sent``, sender actions in ``sender_actions``.
 """
 
 from __future__ import annotations
@@ -36,10 +39,14 @@ import respx
 
 from waflow.clock import Clock, SystemClock
 from waflow.errors import MessageValidationError
+from waflow.messenger.client import AsyncMessenger, Messenger
+from waflow.messenger.messages import MediaAttachment, SenderAction
+from waflow.messenger.messages import Message as MessengerMessage
+from waflow.messenger.messages import from_body as messenger_from_body
 from waflow.whatsapp.client import AsyncWhatsApp, WhatsApp
 from waflow.whatsapp.messages import Message, ReadReceipt, from_body
 
-__all__ = ["FakeGraphAPI", "RecordedRequest", "SentLog", "SentMessage"]
+__all__ = ["FakeGraphAPI", "RecordedRequest", "RecordedSenderAction", "SentLog", "SentMessage"]
 
 DEFAULT_TOKEN = "fake-access-token"  # noqa: S105 - a fake's credential
 DEFAULT_APP_SECRET = "fake-app-secret"  # noqa: S105 - a fake's credential
@@ -69,7 +76,14 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class SentMessage:
-    """A message the fake accepted: the typed ``message`` model and the raw ``body``."""
+    """A message the fake accepted: the typed ``message`` model and the raw ``body``.
+
+    ``sender_id`` is the business phone number id (WhatsApp) or the Page id (Messenger, also for
+    sends to ``/me/messages``). ``to`` is the wa_id / number, or on Messenger the PSID (or the
+    ``user_ref``, ``comment_id`` or ``post_id`` the message went to). ``type`` is the WhatsApp
+    message type, or on Messenger :attr:`waflow.messenger.messages.Message.kind`: ``quick_replies``
+    for any message carrying quick replies, else ``text``, ``template`` or ``attachment``.
+    """
 
     channel: Channel
     sender_id: str
@@ -133,6 +147,17 @@ class SentLog(list[SentMessage]):
         return [m.text for m in self]
 
 
+@dataclass(frozen=True)
+class RecordedSenderAction:
+    """A Messenger sender action the fake accepted (they are not messages, so not in ``sent``)."""
+
+    sender_id: str
+    to: str
+    action: str
+    body: dict[str, Any]
+    at: datetime
+
+
 @dataclass
 class _Failure:
     code: int | None
@@ -194,9 +219,12 @@ def graph_error(
 class FakeGraphAPI:
     """A stateful fake of Meta's Graph API, plugged in as an httpx transport.
 
-    ``access_token`` is the only bearer token it accepts (others get code 190). ``seed`` makes the
-    generated message and media ids repeatable. ``clock`` drives outages, throttling and media URL
-    expiry (use :class:`~waflow.testing.FrozenClock` for virtual time).
+    ``access_token`` is the only bearer token it accepts (others get code 190); the Messenger
+    clients use it as their Page access token. ``seed`` makes the generated message and media ids
+    repeatable. ``clock`` drives outages, throttling and media URL expiry (use
+    :class:`~waflow.testing.FrozenClock` for virtual time). ``page_id`` is the Page whose
+    ``/{page-id}/messages`` (and ``/me/messages``) it serves; sender actions land in
+    ``sender_actions``, not in ``sent``.
     """
 
     def __init__(
@@ -235,6 +263,7 @@ class FakeGraphAPI:
         """Forget everything sent, recorded, uploaded and scheduled; restart the id sequence."""
         with self._lock:
             self.sent = SentLog()
+            self.sender_actions: list[RecordedSenderAction] = []
             self.requests: list[RecordedRequest] = []
             self.unmatched: list[RecordedRequest] = []
             self._rng = random.Random(self.seed)
@@ -284,6 +313,28 @@ class FakeGraphAPI:
         }
         return AsyncWhatsApp(**{**options, **overrides})
 
+    def messenger(self, **overrides: Any) -> Messenger:
+        """A :class:`~waflow.Messenger` client of the fake's Page, wired to this fake."""
+        options: dict[str, Any] = {
+            "access_token": self.access_token,
+            "page_id": self.page_id,
+            "base_url": self.base_url,
+            "http_client": self.client(),
+            "clock": self.clock,
+        }
+        return Messenger(**{**options, **overrides})
+
+    def async_messenger(self, **overrides: Any) -> AsyncMessenger:
+        """An :class:`~waflow.AsyncMessenger` client of the fake's Page, wired to this fake."""
+        options: dict[str, Any] = {
+            "access_token": self.access_token,
+            "page_id": self.page_id,
+            "base_url": self.base_url,
+            "http_client": self.async_client(),
+            "clock": self.clock,
+        }
+        return AsyncMessenger(**{**options, **overrides})
+
     # -- trouble -------------------------------------------------------------------------------
 
     def fail_next(
@@ -310,7 +361,7 @@ class FakeGraphAPI:
         failure = _Failure(
             code=code,
             status=status or (500 if code in (1, 2, 131000) else 400),
-            message=message or f"(#{code}) Simulated failure" if code else "Simulated failure",
+            message=message or (f"(#{code}) Simulated failure" if code else "Simulated failure"),
             subcode=subcode,
             is_transient=is_transient,
             retry_after=retry_after,
@@ -488,8 +539,9 @@ class FakeGraphAPI:
 
     def _install_routes(self) -> None:
         route = self.router.route
-        route(method="POST", path__regex=rf"^{_VERSION}/(?P<node>\d+)/messages$").mock(
-            side_effect=self._post_whatsapp_message
+        # One route for both channels: the node decides (a business number, or the Page / "me").
+        route(method="POST", path__regex=rf"^{_VERSION}/(?P<node>\d+|me)/messages$").mock(
+            side_effect=self._post_message
         )
         route(method="POST", path__regex=rf"^{_VERSION}/(?P<node>\d+)/media$").mock(
             side_effect=self._upload_media
@@ -523,9 +575,14 @@ class FakeGraphAPI:
             error_type="GraphMethodException",
         )
 
+    def _post_message(self, request: httpx.Request, node: str) -> httpx.Response:
+        if node in self.phone_number_ids:
+            return self._post_whatsapp_message(request, node)
+        if node in (self.page_id, "me"):
+            return self._post_messenger_message(request)
+        return self._unmatched(request)
+
     def _post_whatsapp_message(self, request: httpx.Request, node: str) -> httpx.Response:
-        if node not in self.phone_number_ids:
-            return self._unmatched(request)
         try:
             body = json.loads(request.content)
         except ValueError:
@@ -544,6 +601,50 @@ class FakeGraphAPI:
                 code=130429,
             )
         return self._accept(node, message, body)
+
+    def _post_messenger_message(self, request: httpx.Request) -> httpx.Response:
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return graph_error(400, "(#100) Invalid JSON in request body", code=100)
+        try:
+            message = messenger_from_body(body)
+        except MessageValidationError as exc:
+            return graph_error(400, f"(#100) Invalid parameter: {exc}", code=100)
+        if isinstance(message, SenderAction):
+            self.sender_actions.append(
+                RecordedSenderAction(
+                    sender_id=self.page_id,
+                    to=message.to,
+                    action=message.sender_action,
+                    body=body,
+                    at=self.clock.now(),
+                )
+            )
+            return httpx.Response(200, json={"recipient_id": message.to})
+        assert isinstance(message, MessengerMessage)
+        message_id = self.new_mid()
+        self.sent.append(
+            SentMessage(
+                channel="messenger",
+                sender_id=self.page_id,
+                to=message.to,
+                type=message.kind,
+                message=message,
+                body=body,
+                message_id=message_id,
+                sent_at=self.clock.now(),
+            )
+        )
+        # Meta leaves recipient_id out for user_ref recipients; the fake cannot resolve the PSID
+        # behind a comment or post either, so it answers recipient_id only for PSIDs.
+        answer: dict[str, Any] = {"message_id": message_id}
+        if message.recipient.id is not None:
+            answer = {"recipient_id": message.recipient.id, **answer}
+        attachment = message.message.attachment
+        if isinstance(attachment, MediaAttachment) and attachment.payload.is_reusable:
+            answer["attachment_id"] = str(self._rng.randrange(10**15, 10**16))
+        return httpx.Response(200, json=answer)
 
     def _throttled(self, sender: str) -> bool:
         if self._throughput is None:

@@ -161,6 +161,16 @@ class _WhatsAppBase:
         clone._bind()
         return clone
 
+    def for_phone_number(self, phone_number_id: str) -> Self:
+        """A copy that sends from another number of the same account, sharing the connection pool."""
+        if phone_number_id == self.phone_number_id:
+            return self
+        clone = copy.copy(self)
+        clone.phone_number_id = phone_number_id
+        clone._graph = self._graph.copy_with()
+        clone._bind()
+        return clone
+
     def _bind(self) -> None:
         raise NotImplementedError
 
