@@ -1,0 +1,389 @@
+"""The webhook app: a function from request to response, with no web framework in it.
+
+``App.dispatch(WebhookRequest) -> WebhookResponse`` answers Meta's subscription handshake (GET) and
+webhook deliveries (POST) of both channels on one endpoint: it checks the body size and the
+signature, parses every event, records them durably in the inbox, answers 200 — only after that —
+and hands the events to the router, in order per customer, retrying failed handlers with backoff.
+
+``app.asgi`` runs it under any ASGI server (``uvicorn module:app.asgi``); the documented adapters
+for FastAPI/Starlette and Flask are a few lines each (see docs/webhooks.md).
+
+Answers: 200 for well-formed webhooks (unknown kinds included), 400 for malformed JSON or a body
+that is not a webhook, 401 for a missing signature, 403 for a wrong one or a wrong verify token,
+413 for a body over ``max_body_bytes``, 503 when the store cannot record the events (Meta retries).
+Every refusal carries its reason in the body and in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import SecretStr
+
+from waflow.clock import Clock, SystemClock
+from waflow.config import Settings
+from waflow.errors import ConfigError, WebhookPayloadError, WebhookVerificationError
+from waflow.events import Event
+from waflow.filters import Filter
+from waflow.inbox import DEFAULT_RETRY_DELAYS, Inbox, customer_key, mask
+from waflow.routing import H, HandlerContext, Middleware, Outgoing, Router
+from waflow.store import Store, open_store
+from waflow.store.base import StatusUpdate
+from waflow.webhooks import parse, verify_signature, verify_subscription
+from waflow.whatsapp.events import WhatsAppStatus
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "App", "WebhookRequest", "WebhookResponse"]
+
+logger = logging.getLogger("waflow.app")
+
+#: Bodies above this size are refused with 413 (Meta's webhooks are a few KiB).
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+ASGIScope = MutableMapping[str, Any]
+ASGIReceive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An HTTP request as the app needs it; build one from any framework's request object."""
+
+    method: str
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    path: str = "/webhook"
+
+    def header(self, name: str) -> str | None:
+        """A header by case-insensitive name."""
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    """What to answer: status, body and headers."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    @classmethod
+    def of_json(cls, status: int, data: Mapping[str, Any]) -> WebhookResponse:
+        """A JSON response."""
+        return cls(status, json.dumps(data).encode(), {"content-type": "application/json"})
+
+    @classmethod
+    def refusal(cls, status: int, reason: str) -> WebhookResponse:
+        """A 4xx/5xx answer whose body says why."""
+        return cls.of_json(status, {"ok": False, "error": reason})
+
+
+class App:
+    """A webhook endpoint for WhatsApp numbers and Messenger Pages, with a durable inbox.
+
+    ``app_secret`` verifies signatures (required unless ``verify_signatures=False``, which is
+    only for local experiments); ``verify_token`` answers the subscription handshake. ``store``
+    keeps the inbox (default: ``WAFLOW_STORE``, i.e. SQLite). ``whatsapp`` / ``messenger`` are
+    the clients replies go out with: one client, or several (one per number or Page); a WhatsApp
+    event received by a number without its own client is answered through the first client,
+    re-targeted to that number. ``retry_delays`` are the waits between handler attempts.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_secret: str | SecretStr | None = None,
+        verify_token: str | SecretStr | None = None,
+        store: Store | None = None,
+        router: Router | None = None,
+        whatsapp: Any = None,
+        messenger: Any = None,
+        clock: Clock | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        path: str = "/webhook",
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        verify_signatures: bool = True,
+        retry_interval: float = 1.0,
+    ) -> None:
+        if verify_signatures and not app_secret:
+            raise ConfigError(
+                "app_secret is required to verify webhook signatures (or set WAFLOW_APP_SECRET)"
+            )
+        self.app_secret = SecretStr(app_secret) if isinstance(app_secret, str) else app_secret
+        self.verify_token = (
+            SecretStr(verify_token) if isinstance(verify_token, str) else verify_token
+        )
+        self.verify_signatures = verify_signatures
+        self.clock: Clock = clock or SystemClock()
+        self.store: Store = store if store is not None else open_store(Settings.from_env().store)
+        self.router = router or Router(name="app")
+        self.max_body_bytes = max_body_bytes
+        self.path = path
+        self.retry_interval = retry_interval
+        self.inbox = Inbox(self.store, self._handle, clock=self.clock, retry_delays=retry_delays)
+        self._whatsapp = _by_business(whatsapp, "phone_number_id")
+        self._messenger = _by_business(messenger, "page_id")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> App:
+        """An app configured by ``WAFLOW_APP_SECRET``, ``WAFLOW_VERIFY_TOKEN``, ``WAFLOW_STORE``."""
+        settings = Settings.from_env(env)
+        options: dict[str, Any] = {
+            "app_secret": settings.app_secret,
+            "verify_token": settings.verify_token,
+            "store": open_store(settings.store) if "store" not in overrides else None,
+        }
+        return cls(**{**options, **overrides})
+
+    # -- registration, delegated to the root router ---------------------------------------------
+
+    def on(self, *filters: Filter) -> Callable[[H], H]:
+        """Register a handler on the app's root router (see :meth:`Router.on`)."""
+        return self.router.on(*filters)
+
+    def message(self, *filters: Filter) -> Callable[[H], H]:
+        """Register a handler for customer messages (see :meth:`Router.message`)."""
+        return self.router.message(*filters)
+
+    def use(self, middleware: Middleware) -> Middleware:
+        """Add middleware around every handler."""
+        return self.router.use(middleware)
+
+    def include_router(self, router: Router) -> Router:
+        """Add a router to the root router."""
+        return self.router.include(router)
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    async def dispatch(self, request: WebhookRequest, *, process: bool = True) -> WebhookResponse:
+        """Answer one request. With ``process=False`` events are only recorded (see :meth:`run_pending`)."""
+        method = request.method.upper()
+        if method == "GET":
+            return self._handshake(request)
+        if method != "POST":
+            return WebhookResponse.refusal(405, f"method {method} not allowed; use GET or POST")
+        response, events = await self._receive(request)
+        if events and process:
+            await self._process(events)
+        return response
+
+    def dispatch_sync(self, request: WebhookRequest) -> WebhookResponse:
+        """:meth:`dispatch` for synchronous frameworks (Flask, Django): runs its own event loop."""
+        return asyncio.run(self.dispatch(request))
+
+    async def run_pending(self) -> int:
+        """Handle every due event: retries, events recorded with ``process=False``, leftovers."""
+        return await self.inbox.process()
+
+    def _handshake(self, request: WebhookRequest) -> WebhookResponse:
+        if self.verify_token is None:
+            return WebhookResponse.refusal(403, "no verify token configured")
+        try:
+            challenge = verify_subscription(request.query, self.verify_token)
+        except WebhookVerificationError as exc:
+            logger.warning("webhook handshake refused: %s", exc)
+            return WebhookResponse.refusal(403, str(exc))
+        return WebhookResponse(200, challenge.encode(), {"content-type": "text/plain"})
+
+    async def _receive(self, request: WebhookRequest) -> tuple[WebhookResponse, list[Event]]:
+        if len(request.body) > self.max_body_bytes:
+            reason = f"body of {len(request.body)} bytes exceeds {self.max_body_bytes}"
+            logger.warning("webhook refused: %s", reason)
+            return WebhookResponse.refusal(413, reason), []
+        if self.verify_signatures:
+            assert self.app_secret is not None
+            signature = request.header("x-hub-signature-256")
+            try:
+                verify_signature(request.body, signature, self.app_secret)
+            except WebhookVerificationError as exc:
+                logger.warning("webhook refused: %s", exc)
+                return WebhookResponse.refusal(401 if signature is None else 403, str(exc)), []
+        try:
+            events = parse(request.body, received_at=self.clock.now())
+        except WebhookPayloadError as exc:
+            logger.warning("webhook refused: %s", exc)
+            return WebhookResponse.refusal(400, str(exc)), []
+        except Exception:  # a parser bug must not turn into a 500 that Meta retries for days
+            logger.exception("webhook refused: the body could not be parsed")
+            return WebhookResponse.refusal(400, "malformed webhook"), []
+        try:
+            fresh = await self.inbox.record(events)
+        except Exception:
+            logger.exception("could not record %d webhook events; Meta will retry", len(events))
+            return WebhookResponse.refusal(503, "could not record the events; retry later"), []
+        new_events = [event for event, is_new in zip(events, fresh, strict=True) if is_new]
+        unsupported = sum(1 for event in events if event.kind == "unsupported")
+        if unsupported:
+            logger.info("webhook held %d event(s) of kinds waflow does not model", unsupported)
+        body = {"ok": True, "events": len(events), "new": len(new_events)}
+        return WebhookResponse.of_json(200, body), new_events
+
+    async def _process(self, events: Sequence[Event]) -> None:
+        try:
+            await self.inbox.process(customer_key(event) for event in events)
+        except Exception:
+            logger.exception("inbox processing failed; the events stay recorded for a retry")
+
+    # -- handling --------------------------------------------------------------------------------
+
+    async def _handle(self, event: Event) -> None:
+        ctx = HandlerContext(
+            event=event,
+            now=self.clock.now(),
+            whatsapp=self._client_for("whatsapp", event.business_id),
+            messenger=self._client_for("messenger", event.business_id),
+        )
+        if isinstance(event, WhatsAppStatus):
+            await self.store.record_status(
+                StatusUpdate(
+                    message_id=event.message_id,
+                    status=event.status,
+                    at=event.timestamp,
+                    recipient=event.customer_id,
+                    errors=[error.model_dump(exclude_none=True) for error in event.errors],
+                    callback_data=event.biz_opaque_callback_data,
+                )
+            )
+        handled = await self.router.handle(event, ctx)
+        if not handled and event.is_from_customer:
+            logger.debug(
+                "no handler for a %s %s from %s", event.channel, event.kind, mask(event.sender_id)
+            )
+        await self._deliver(ctx.replies)
+
+    def _client_for(self, channel: str, business_id: str | None) -> Any:
+        clients = self._whatsapp if channel == "whatsapp" else self._messenger
+        if not clients:
+            return None
+        if business_id is not None and business_id in clients:
+            return clients[business_id]
+        if channel == "whatsapp" and business_id:
+            first = next(iter(clients.values()))
+            return first.for_phone_number(business_id)
+        return None
+
+    async def _deliver(self, replies: Sequence[Outgoing]) -> None:
+        for outgoing in replies:
+            client = self._client_for(outgoing.channel, outgoing.business_id)
+            if client is None:
+                raise ConfigError(
+                    f"no {outgoing.channel} client for {outgoing.business_id}: pass "
+                    f"{outgoing.channel}= to App"
+                )
+            result = client.send(outgoing.message)
+            if inspect.isawaitable(result):
+                await result
+
+    # -- ASGI ------------------------------------------------------------------------------------
+
+    @property
+    def asgi(self) -> Callable[[ASGIScope, ASGIReceive, ASGISend], Awaitable[None]]:
+        """This app as an ASGI application (``uvicorn module:app.asgi``)."""
+        return self.__call__
+
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if scope.get("path") != self.path:
+            await _send_response(send, WebhookResponse.refusal(404, f"not found; use {self.path}"))
+            return
+        body, too_large = await _read_body(scope, receive, self.max_body_bytes)
+        if too_large:
+            reason = f"body exceeds {self.max_body_bytes} bytes"
+            logger.warning("webhook refused: %s", reason)
+            await _send_response(send, WebhookResponse.refusal(413, reason))
+            return
+        request = WebhookRequest(
+            method=scope.get("method", "GET"),
+            body=body,
+            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])},
+            query=_query(scope.get("query_string", b"")),
+            path=scope.get("path", self.path),
+        )
+        if request.method.upper() != "POST":
+            await _send_response(send, await self.dispatch(request))
+            return
+        # Answer first, handle after: Meta gets its 200 as soon as the events are recorded.
+        response, events = await self._receive(request)
+        await _send_response(send, response)
+        if events:
+            await self._process(events)
+
+    async def _lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
+        runner: asyncio.Task[None] | None = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                runner = asyncio.create_task(self.inbox.run(self.retry_interval))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if runner is not None:
+                    runner.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await runner
+                await self.store.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _by_business(clients: Any, attribute: str) -> dict[str, Any]:
+    if clients is None:
+        return {}
+    if not isinstance(clients, (list, tuple)):
+        clients = [clients]
+    return {str(getattr(client, attribute)): client for client in clients}
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+async def _read_body(scope: ASGIScope, receive: ASGIReceive, limit: int) -> tuple[bytes, bool]:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length" and value.isdigit() and int(value) > limit:
+            return b"", True
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), False
+
+
+async def _send_response(send: ASGISend, response: WebhookResponse) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,85 @@
+"""The base of every inbound event, on both channels, and the event of unknown kinds.
+
+Every event has ``channel`` (``"whatsapp"`` | ``"messenger"``), ``kind``, ``id``, ``sender_id``,
+``timestamp`` (aware UTC) and ``raw`` (the item exactly as Meta sent it). Unknown fields are kept
+(``model_extra``), so nothing Meta adds is lost. The concrete events live in
+:mod:`waflow.whatsapp.events` and :mod:`waflow.messenger.events`; :func:`waflow.webhooks.parse`
+makes them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from waflow._models import InboundModel
+
+__all__ = ["Channel", "Event", "Unsupported", "utc_from_unix"]
+
+Channel = Literal["whatsapp", "messenger"]
+
+
+def utc_from_unix(value: Any, *, milliseconds: bool = False) -> Any:
+    """Meta's Unix timestamps (seconds as strings on WhatsApp, milliseconds on Messenger) as UTC."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return value
+    try:
+        number = float(value)
+        return datetime.fromtimestamp(number / 1000 if milliseconds else number, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return value  # let pydantic report the unparsable timestamp
+
+
+class Event(InboundModel):
+    """Something that happened on a channel: a message, a status, a postback, a referral, …
+
+    ``sender_id`` is whoever caused the event: the customer (wa_id or business-scoped user id on
+    WhatsApp, page-scoped id on Messenger), or the account for account-level events.
+    ``business_id`` is the receiving side: the phone number id on WhatsApp, the page id on
+    Messenger; replies go out from it. ``dedupe_key`` identifies the event across redeliveries.
+    """
+
+    channel: Channel
+    kind: str
+    id: str
+    sender_id: str
+    timestamp: datetime
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _unix_seconds(cls, value: Any) -> Any:
+        return utc_from_unix(value)
+
+    @property
+    def business_id(self) -> str | None:
+        """The phone number id or page id that received this event."""
+        return None
+
+    @property
+    def dedupe_key(self) -> str:
+        """A key equal for every redelivery of this event and different for any other event."""
+        return f"{self.channel}:{self.kind}:{self.id}"
+
+    @property
+    def is_from_customer(self) -> bool:
+        """True for events a customer caused by writing, tapping or clicking."""
+        return False
+
+    @property
+    def customer_id(self) -> str | None:
+        """The customer this event is about (the sender, or the recipient of a status or echo)."""
+        return self.sender_id if self.is_from_customer else None
+
+
+class Unsupported(Event):
+    """An item of a kind waflow does not model (yet); ``field`` names Meta's webhook field.
+
+    Handlers can still read everything from ``raw``; the webhook is acknowledged, never refused.
+    """
+
+    kind: Literal["unsupported"] = "unsupported"
+    field: str | None = None
+    business_account_id: str | None = None

@@ -1,0 +1,186 @@
+"""The durable inbox: every webhook event recorded before it is acknowledged, handled once, in
+order per customer, retried with backoff when its handler fails, and dead-lettered — never dropped —
+when its retry budget is spent.
+
+Deduplication is by the event's own id (the ``wamid`` or ``mid``, and for statuses the id plus the
+status), kept in the store, so it survives restarts and works across workers. A customer's events
+form a queue: while the oldest waits for a retry, the ones after it wait too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from waflow.clock import Clock, SystemClock
+from waflow.events import Event, Unsupported
+from waflow.messenger import events as messenger_events
+from waflow.store.base import InboxItem, NewInboxItem, Store
+from waflow.whatsapp import events as whatsapp_events
+
+__all__ = ["DEFAULT_RETRY_DELAYS", "DeadLetter", "Inbox", "customer_key", "mask"]
+
+logger = logging.getLogger("waflow.inbox")
+
+#: Seconds to wait before the 2nd, 3rd, … attempt of a failed handler; its length + 1 is the budget.
+DEFAULT_RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0)
+
+_EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for module in (whatsapp_events, messenger_events)
+    for cls in vars(module).values()
+    if isinstance(cls, type) and issubclass(cls, Event)
+}
+_EVENT_TYPES[Unsupported.__name__] = Unsupported
+
+
+def mask(identifier: str | None) -> str:
+    """A phone number or user id shortened for logs: ``4915…678``."""
+    if not identifier:
+        return "-"
+    return identifier if len(identifier) <= 6 else f"{identifier[:4]}…{identifier[-3:]}"
+
+
+def customer_key(event: Event) -> str:
+    """The queue an event belongs to: channel, receiving number or Page, and customer."""
+    who = event.customer_id or f"account:{event.sender_id}"
+    return f"{event.channel}:{event.business_id or '-'}:{who}"
+
+
+def _serialize(event: Event) -> dict[str, Any]:
+    return {"type": type(event).__name__, "data": event.model_dump(mode="json", by_alias=True)}
+
+
+def _deserialize(stored: dict[str, Any]) -> Event:
+    cls = _EVENT_TYPES.get(stored.get("type", ""), Unsupported)
+    return cls.model_validate(stored["data"])
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event whose handler kept failing: the event, the last error, how often it was tried."""
+
+    key: str
+    event: Event
+    attempts: int
+    last_error: str | None
+
+
+class Inbox:
+    """Records events in a :class:`~waflow.store.Store` and feeds them to ``handle``.
+
+    ``retry_delays`` are the waits between attempts (the budget is one more than their number);
+    ``lease_seconds`` bounds how long one worker may hold an event before another may take it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        handle: Callable[[Event], Awaitable[None]],
+        *,
+        clock: Clock | None = None,
+        retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        lease_seconds: float = 120.0,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.handle = handle
+        self.clock: Clock = clock or SystemClock()
+        self.retry_delays = tuple(retry_delays)
+        self.lease_seconds = lease_seconds
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+
+    @property
+    def max_attempts(self) -> int:
+        """How many times a handler is tried before its event is dead-lettered."""
+        return len(self.retry_delays) + 1
+
+    async def record(self, events: Sequence[Event]) -> list[bool]:
+        """Durably record ``events``; for each, whether it is new (false: a duplicate)."""
+        items = [NewInboxItem(e.dedupe_key, customer_key(e), _serialize(e)) for e in events]
+        return await self.store.inbox_add(items, self.clock.now())
+
+    async def process(self, customers: Iterable[str] | None = None) -> int:
+        """Handle every due event of ``customers`` (default: all with due events); return count."""
+        if customers is None:
+            customers = await self.store.inbox_due_customers(self.clock.now())
+        handled = 0
+        for customer in dict.fromkeys(customers):
+            handled += await self._drain(customer)
+        return handled
+
+    async def _drain(self, customer: str) -> int:
+        handled = 0
+        while True:
+            now = self.clock.now()
+            item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
+            if item is None:
+                return handled
+            if not await self._attempt(item):
+                return handled  # the head failed: this customer's later events wait for it
+            handled += 1
+
+    async def _attempt(self, item: InboxItem) -> bool:
+        try:
+            event = _deserialize(item.event)
+            await self.handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            attempt = item.attempts + 1
+            retry_at = None
+            if attempt < self.max_attempts:
+                retry_at = self.clock.now() + timedelta(seconds=self.retry_delays[attempt - 1])
+            error = f"{type(exc).__name__}: {exc}"
+            await self.store.inbox_fail(item.key, self.owner, error[:2000], retry_at)
+            if retry_at is None:
+                logger.error(
+                    "handler failed %d times for %s; dead-lettered: %s",
+                    attempt,
+                    item.key.split(":", 2)[1],
+                    type(exc).__name__,
+                )
+            else:
+                logger.warning(
+                    "handler failed (attempt %d of %d) for a %s event; retry at %s: %s",
+                    attempt,
+                    self.max_attempts,
+                    item.key.split(":", 2)[1],
+                    retry_at.isoformat(),
+                    type(exc).__name__,
+                )
+            return False
+        await self.store.inbox_complete(item.key, self.owner)
+        return True
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Events whose handlers kept failing, oldest first."""
+        return [
+            DeadLetter(item.key, _deserialize(item.event), item.attempts, item.last_error)
+            for item in await self.store.inbox_dead(limit)
+        ]
+
+    async def replay(self, key: str) -> bool:
+        """Put a dead-lettered event back in line and handle it now; false if it was not dead."""
+        if not await self.store.inbox_replay(key, self.clock.now()):
+            return False
+        item = await self.store.inbox_get(key)
+        if item is not None:
+            await self.process([item.customer])
+        return True
+
+    async def run(self, interval: float = 1.0) -> None:
+        """Handle due events (retries, leftovers of a crashed worker) every ``interval`` seconds."""
+        while True:
+            try:
+                await self.process()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("inbox processing failed; trying again in %.1fs", interval)
+            await self.clock.asleep(interval)

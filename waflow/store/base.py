@@ -1,0 +1,168 @@
+"""The storage protocol behind waflow's delivery guarantees, and the records it keeps.
+
+One protocol, three implementations (memory for tests, SQLite by default, Redis for many workers),
+one contract test-suite. Everything that must survive a restart lives here, never in process
+memory: the inbox of webhook events (deduplicated by message id, leased to one worker at a time,
+retried with backoff, dead-lettered after its budget) and the delivery status of sent messages.
+All methods are coroutines; implementations keep each method atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "STATUS_RANK",
+    "InboxItem",
+    "InboxState",
+    "MessageRecord",
+    "NewInboxItem",
+    "StatusUpdate",
+    "Store",
+]
+
+InboxState = Literal["pending", "done", "dead"]
+
+#: Delivery statuses in the order they can happen; a status never goes back to a lower rank, so
+#: out-of-order webhooks (read before delivered) leave the right answer. ``failed`` is final.
+STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 9}
+
+
+@dataclass(frozen=True)
+class NewInboxItem:
+    """An event to record: ``key`` deduplicates, ``customer`` orders, ``event`` is its data."""
+
+    key: str
+    customer: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A recorded event and where it stands."""
+
+    key: str
+    customer: str
+    seq: int
+    event: dict[str, Any]
+    state: InboxState
+    attempts: int
+    received_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """One status webhook about a sent message."""
+
+    message_id: str
+    status: str
+    at: datetime
+    recipient: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    callback_data: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """What is known about a sent message: its current status and when each status arrived."""
+
+    message_id: str
+    status: str
+    statuses: dict[str, datetime]
+    recipient: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    callback_data: str | None = None
+
+    def with_update(self, update: StatusUpdate) -> MessageRecord:
+        """This record after ``update``: the higher-ranked status wins, every arrival is kept."""
+        statuses = dict(self.statuses)
+        statuses.setdefault(update.status, update.at)
+        current = self.status
+        if STATUS_RANK.get(update.status, 0) > STATUS_RANK.get(current, 0):
+            current = update.status
+        return MessageRecord(
+            message_id=self.message_id,
+            status=current,
+            statuses=statuses,
+            recipient=self.recipient or update.recipient,
+            errors=[*self.errors, *update.errors],
+            callback_data=self.callback_data or update.callback_data,
+        )
+
+    @classmethod
+    def first(cls, update: StatusUpdate) -> MessageRecord:
+        """The record a message gets from its first status."""
+        return cls(
+            message_id=update.message_id,
+            status=update.status,
+            statuses={update.status: update.at},
+            recipient=update.recipient,
+            errors=list(update.errors),
+            callback_data=update.callback_data,
+        )
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable state of a waflow app. See :mod:`waflow.store` for the implementations."""
+
+    async def inbox_add(self, items: Sequence[NewInboxItem], now: datetime) -> list[bool]:
+        """Record events atomically; for each, true if new, false if its key was seen before."""
+        ...
+
+    async def inbox_claim(
+        self, customer: str, now: datetime, lease_seconds: float, owner: str
+    ) -> InboxItem | None:
+        """Lease the customer's oldest pending event if it is due and not leased; else ``None``.
+
+        A pending event that is waiting for its retry blocks the events after it, which keeps
+        each customer's events in order.
+        """
+        ...
+
+    async def inbox_complete(self, key: str, owner: str) -> None:
+        """Mark a leased event handled."""
+        ...
+
+    async def inbox_fail(self, key: str, owner: str, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt: retry at ``retry_at``, or dead-letter it when ``None``."""
+        ...
+
+    async def inbox_due_customers(self, now: datetime, limit: int = 100) -> list[str]:
+        """Customers with a pending event that is due (oldest first)."""
+        ...
+
+    async def inbox_get(self, key: str) -> InboxItem | None:
+        """One recorded event by key."""
+        ...
+
+    async def inbox_dead(self, limit: int = 100) -> list[InboxItem]:
+        """Dead-lettered events, oldest first."""
+        ...
+
+    async def inbox_replay(self, key: str, now: datetime) -> bool:
+        """Put a dead-lettered event back in line (attempts reset); false if it is not dead."""
+        ...
+
+    async def inbox_prune(self, before: datetime) -> int:
+        """Forget handled events received before ``before``; return how many."""
+        ...
+
+    async def record_status(self, update: StatusUpdate) -> MessageRecord:
+        """Apply a status webhook to the record of the sent message."""
+        ...
+
+    async def message_record(self, message_id: str) -> MessageRecord | None:
+        """The delivery record of a sent message."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...

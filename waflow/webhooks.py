@@ -1,0 +1,468 @@
+"""Webhooks of both channels: signature check, subscription handshake, and parsing into events.
+
+>>> events = parse(body)                       # every item of every entry and change, in order
+>>> verify_signature(raw_bytes, request.headers.get("X-Hub-Signature-256"), app_secret)
+>>> events = unwrap(raw_bytes, request.headers, app_secret=app_secret)   # both at once
+
+:func:`parse` never drops an item: kinds waflow does not model become :class:`~waflow.events.
+Unsupported` events, and only a body that is not a webhook at all raises
+:class:`~waflow.errors.WebhookPayloadError`. :func:`verify_signature` checks Meta's
+``X-Hub-Signature-256`` (HMAC-SHA256 of the *raw* body with the app secret) in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from waflow.errors import WebhookPayloadError, WebhookVerificationError
+from waflow.events import Event, Unsupported, utc_from_unix
+from waflow.messenger.events import (
+    MessengerDelivery,
+    MessengerEcho,
+    MessengerMessage,
+    MessengerOptin,
+    MessengerPostback,
+    MessengerReaction,
+    MessengerRead,
+    MessengerReferral,
+)
+from waflow.whatsapp.events import (
+    ErrorDetail,
+    TemplateCategoryUpdate,
+    TemplateQualityUpdate,
+    TemplateStatusUpdate,
+    WhatsAppError,
+    WhatsAppMessage,
+    WhatsAppStatus,
+)
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "parse",
+    "sign",
+    "unwrap",
+    "verify_signature",
+    "verify_subscription",
+]
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+_SHA1_HEADER = "x-hub-signature"
+_WHATSAPP_OBJECT = "whatsapp_business_account"
+_MESSENGER_OBJECT = "page"
+_TEMPLATE_EVENTS: dict[str, Callable[..., Event]] = {
+    "message_template_status_update": TemplateStatusUpdate.model_validate,
+    "message_template_quality_update": TemplateQualityUpdate.model_validate,
+    "template_category_update": TemplateCategoryUpdate.model_validate,
+}
+
+
+def _secret(app_secret: str | SecretStr) -> bytes:
+    value = app_secret.get_secret_value() if isinstance(app_secret, SecretStr) else app_secret
+    if not value:
+        raise WebhookVerificationError("no app secret configured: cannot verify webhook signatures")
+    return value.encode()
+
+
+def sign(body: bytes, app_secret: str | SecretStr) -> str:
+    """The ``X-Hub-Signature-256`` value Meta would send for ``body`` (``sha256=<hex>``)."""
+    return "sha256=" + hmac.new(_secret(app_secret), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    body: bytes, signature_header: str | None, app_secret: str | SecretStr
+) -> None:
+    """Check ``X-Hub-Signature-256`` against the raw ``body``; raise if it does not match.
+
+    Raises :class:`WebhookVerificationError` for a missing, malformed, sha1-only or wrong signature.
+    Verify the bytes as received: a body that was parsed and serialized again no longer matches.
+    """
+    secret = _secret(app_secret)
+    if not signature_header:
+        raise WebhookVerificationError(f"missing {SIGNATURE_HEADER} header")
+    scheme, separator, digest = signature_header.strip().partition("=")
+    scheme = scheme.strip().lower()
+    if scheme == "sha1":
+        raise WebhookVerificationError(
+            f"sha1 signatures are not accepted: verify {SIGNATURE_HEADER} (sha256=…)"
+        )
+    if scheme != "sha256" or not separator:
+        raise WebhookVerificationError(
+            f"malformed {SIGNATURE_HEADER}: expected sha256=<hex digest>"
+        )
+    digest = digest.strip().lower()
+    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+        raise WebhookVerificationError(
+            f"malformed {SIGNATURE_HEADER}: the digest must be 64 hex characters"
+        )
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, digest):
+        raise WebhookVerificationError(f"{SIGNATURE_HEADER} does not match the body")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def unwrap(body: bytes, headers: Mapping[str, str], *, app_secret: str | SecretStr) -> list[Event]:
+    """Verify the signature of a webhook POST, then parse it: ``verify_signature`` + ``parse``."""
+    signature = _header(headers, SIGNATURE_HEADER)
+    if signature is None and _header(headers, _SHA1_HEADER) is not None:
+        raise WebhookVerificationError(
+            f"only a sha1 X-Hub-Signature was sent; waflow verifies {SIGNATURE_HEADER}"
+        )
+    verify_signature(body, signature, app_secret)
+    return parse(body)
+
+
+def verify_subscription(params: Mapping[str, str], verify_token: str | SecretStr) -> str:
+    """Answer Meta's subscription handshake: return ``hub.challenge`` to echo as plain text.
+
+    Raises :class:`WebhookVerificationError` unless ``hub.mode == "subscribe"`` and
+    ``hub.verify_token`` equals ``verify_token`` (compared in constant time).
+    """
+    expected = (
+        verify_token.get_secret_value() if isinstance(verify_token, SecretStr) else verify_token
+    )
+    if not expected:
+        raise WebhookVerificationError("no verify token configured")
+    if params.get("hub.mode") != "subscribe":
+        raise WebhookVerificationError("hub.mode must be 'subscribe'")
+    given = params.get("hub.verify_token") or ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise WebhookVerificationError("hub.verify_token does not match")
+    challenge = params.get("hub.challenge")
+    if not challenge:
+        raise WebhookVerificationError("hub.challenge is missing")
+    return challenge
+
+
+def _load(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(body, Mapping):
+        return body
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WebhookPayloadError(f"body is not UTF-8: {exc.reason}") from None
+    elif isinstance(body, str):
+        text = body
+    else:
+        raise WebhookPayloadError(f"body must be bytes, str or a dict, not {type(body).__name__}")
+    try:
+        loaded = json.loads(text)
+    except RecursionError:
+        raise WebhookPayloadError("body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise WebhookPayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(loaded, Mapping):
+        raise WebhookPayloadError(f"body must be a JSON object, got {type(loaded).__name__}")
+    return loaded
+
+
+def parse(
+    body: bytes | str | Mapping[str, Any], *, received_at: datetime | None = None
+) -> list[Event]:
+    """Every event of a webhook body of either channel, in order (entry x change x item).
+
+    ``received_at`` stamps events whose payload carries no time of its own (default: now).
+    Raises :class:`WebhookPayloadError` with the reason when the body is not a webhook.
+    """
+    data = _load(body)
+    obj = data.get("object")
+    entries = data.get("entry")
+    if not isinstance(obj, str):
+        raise WebhookPayloadError("not a webhook: `object` is missing")
+    if not isinstance(entries, list):
+        raise WebhookPayloadError("not a webhook: `entry` must be a list")
+    now = received_at or datetime.now(timezone.utc)
+    try:
+        if obj == _WHATSAPP_OBJECT:
+            return list(_whatsapp_events(entries, now))
+        if obj == _MESSENGER_OBJECT:
+            return list(_messenger_events(entries, now))
+        return [_unsupported(entry, "whatsapp", obj, now) for entry in _dicts(entries, "entry")]
+    except ValidationError as exc:
+        raise WebhookPayloadError(f"malformed {obj} webhook: {_first_error(exc)}") from None
+    except RecursionError:
+        raise WebhookPayloadError("malformed webhook: nested too deeply") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    location = ".".join(str(part) for part in error["loc"]) or exc.title
+    return f"{location}: {error['msg']}"
+
+
+def _dicts(value: Any, what: str) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise WebhookPayloadError(f"malformed webhook: `{what}` must be a list of objects")
+    return value
+
+
+def _digest(item: Any) -> str:
+    encoded = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+def _unsupported(
+    item: Mapping[str, Any], channel: str, field: str, now: datetime, **extra: Any
+) -> Unsupported:
+    sender = item.get("from") or item.get("sender", {}) or extra.get("business_account_id") or ""
+    if isinstance(sender, dict):
+        sender = sender.get("id", "")
+    stamp = item.get("timestamp")
+    return Unsupported.model_validate(
+        {
+            "channel": channel,
+            "id": str(item.get("id") or item.get("mid") or f"{field}:{_digest(item)}"),
+            "sender_id": str(sender),
+            "timestamp": utc_from_unix(stamp, milliseconds=channel == "messenger")
+            if stamp
+            else now,
+            "field": field,
+            "raw": dict(item),
+            **extra,
+        }
+    )
+
+
+# -- WhatsApp ----------------------------------------------------------------------------------
+
+
+def _whatsapp_events(entries: list[Any], now: datetime) -> Iterator[Event]:
+    for entry in _dicts(entries, "entry"):
+        waba_id = str(entry.get("id") or "")
+        entry_time = entry.get("time") or now
+        for change in _dicts(entry.get("changes"), "changes"):
+            field = change.get("field")
+            value = change.get("value")
+            if not isinstance(field, str) or not isinstance(value, dict):
+                raise WebhookPayloadError(
+                    "malformed WhatsApp webhook: a change needs field and value"
+                )
+            if field == "messages":
+                yield from _whatsapp_message_change(value, waba_id, entry_time, now)
+            elif field in _TEMPLATE_EVENTS:
+                yield _template_event(field, value, waba_id, entry_time)
+            else:
+                yield from _whatsapp_unknown(field, value, waba_id, now)
+
+
+def _envelope(value: Mapping[str, Any], waba_id: str) -> dict[str, Any]:
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    return {
+        "phone_number_id": metadata.get("phone_number_id"),
+        "display_phone_number": metadata.get("display_phone_number"),
+        "waba_id": waba_id,
+    }
+
+
+def _contact_for(item: Mapping[str, Any], contacts: list[dict[str, Any]]) -> dict[str, Any]:
+    sender = item.get("from")
+    for contact in contacts:
+        if sender and contact.get("wa_id") == sender:
+            return contact
+    for contact in contacts:
+        if item.get("from_user_id") and contact.get("user_id") == item.get("from_user_id"):
+            return contact
+    return contacts[0] if len(contacts) == 1 else {}
+
+
+def _whatsapp_message_change(
+    value: dict[str, Any], waba_id: str, entry_time: Any, now: datetime
+) -> Iterator[Event]:
+    envelope = _envelope(value, waba_id)
+    contacts = _dicts(value.get("contacts"), "contacts")
+    produced = False
+    for item in _dicts(value.get("messages"), "messages"):
+        produced = True
+        contact = _contact_for(item, contacts)
+        profile = contact.get("profile")
+        if not isinstance(profile, dict):
+            profile = {}
+        user_id = contact.get("user_id") or item.get("from_user_id")
+        wa_id = contact.get("wa_id")
+        yield WhatsAppMessage.model_validate(
+            {
+                **item,
+                **envelope,
+                "sender_id": item.get("from") or user_id or wa_id or "",
+                "profile_name": profile.get("name"),
+                "wa_id": wa_id,
+                "user_id": user_id,
+                "username": profile.get("username") or contact.get("username"),
+                "raw": item,
+            }
+        )
+    for item in _dicts(value.get("statuses"), "statuses"):
+        produced = True
+        yield WhatsAppStatus.model_validate(
+            {
+                **item,
+                **envelope,
+                "sender_id": item.get("recipient_id") or item.get("recipient_user_id") or "",
+                "raw": item,
+            }
+        )
+    for item in _dicts(value.get("errors"), "errors"):
+        produced = True
+        yield WhatsAppError.model_validate(
+            {
+                **envelope,
+                "id": envelope["phone_number_id"] or waba_id,
+                "sender_id": waba_id,
+                "timestamp": entry_time,
+                "error": ErrorDetail.from_raw(item),
+                "raw": item,
+            }
+        )
+    if not produced:
+        yield _unsupported(value, "whatsapp", "messages", now, business_account_id=waba_id)
+
+
+def _template_event(field: str, value: dict[str, Any], waba_id: str, entry_time: Any) -> Event:
+    template_id = value.get("message_template_id") or value.get("message_template_name") or ""
+    return _TEMPLATE_EVENTS[field](
+        {
+            **value,
+            "id": str(template_id),
+            "sender_id": waba_id,
+            "waba_id": waba_id,
+            "timestamp": entry_time,
+            "raw": value,
+        }
+    )
+
+
+def _whatsapp_unknown(
+    field: str, value: dict[str, Any], waba_id: str, now: datetime
+) -> Iterator[Event]:
+    # One event per item of the change's list of objects (e.g. `groups`), else one for the change.
+    lists = [
+        items
+        for key, items in value.items()
+        if key not in ("contacts", "metadata")
+        and isinstance(items, list)
+        and items
+        and all(isinstance(item, dict) for item in items)
+    ]
+    extra = {"business_account_id": waba_id, **_envelope(value, waba_id)}
+    if not lists:
+        yield _unsupported(value, "whatsapp", field, now, **extra)
+        return
+    for items in lists:
+        for item in items:
+            yield _unsupported(item, "whatsapp", field, now, **extra)
+
+
+# -- Messenger ---------------------------------------------------------------------------------
+
+
+def _messenger_events(entries: list[Any], now: datetime) -> Iterator[Event]:
+    for entry in _dicts(entries, "entry"):
+        page_id = str(entry.get("id") or "")
+        for item in _dicts(entry.get("messaging"), "messaging"):
+            yield _messenger_event(item, page_id, now)
+        for item in _dicts(entry.get("standby"), "standby"):
+            # Another app owns the thread (conversation routing): visible, but not for replies.
+            yield _unsupported(item, "messenger", "standby", now, page_id=page_id)
+        for change in _dicts(entry.get("changes"), "changes"):
+            yield _unsupported(change, "messenger", str(change.get("field", "changes")), now)
+
+
+def _party(item: Mapping[str, Any], key: str) -> str:
+    party = item.get(key)
+    if not isinstance(party, dict):
+        return ""
+    return str(party.get("id") or party.get("user_ref") or "")
+
+
+def _messenger_event(item: dict[str, Any], page_id: str, now: datetime) -> Event:
+    sender = _party(item, "sender")
+    recipient = _party(item, "recipient")
+    base: dict[str, Any] = {
+        "sender_id": sender,
+        "page_id": recipient or page_id,
+        "timestamp": item.get("timestamp") or now,
+        "raw": item,
+    }
+    stamp = item.get("timestamp")
+    message = item.get("message")
+    if isinstance(message, dict):
+        if message.get("is_echo"):
+            return MessengerEcho.model_validate(
+                {
+                    **message,
+                    **base,
+                    "id": message.get("mid") or f"echo:{_digest(item)}",
+                    "page_id": sender or page_id,
+                    "recipient_id": recipient,
+                }
+            )
+        return MessengerMessage.model_validate(
+            {
+                **message,
+                **base,
+                "id": message.get("mid") or f"message:{_digest(item)}",
+                "referral": message.get("referral") or item.get("referral"),
+            }
+        )
+    postback = item.get("postback")
+    if isinstance(postback, dict):
+        return MessengerPostback.model_validate(
+            {
+                **postback,
+                **base,
+                "id": postback.get("mid") or f"postback:{sender}:{stamp}:{postback.get('payload')}",
+            }
+        )
+    referral = item.get("referral")
+    if isinstance(referral, dict):
+        ref = referral.get("ref") or referral.get("ad_id")
+        return MessengerReferral.model_validate(
+            {**base, "id": f"referral:{sender}:{stamp}:{ref}", "referral": referral}
+        )
+    optin = item.get("optin")
+    if isinstance(optin, dict):
+        return MessengerOptin.model_validate(
+            {**optin, **base, "id": f"optin:{sender}:{stamp}:{optin.get('type')}"}
+        )
+    read = item.get("read")
+    if isinstance(read, dict):
+        return MessengerRead.model_validate(
+            {**read, **base, "id": f"read:{sender}:{read.get('watermark')}"}
+        )
+    delivery = item.get("delivery")
+    if isinstance(delivery, dict):
+        mids = ",".join(str(mid) for mid in delivery.get("mids") or [])
+        return MessengerDelivery.model_validate(
+            {**delivery, **base, "id": f"delivery:{sender}:{delivery.get('watermark')}:{mids}"}
+        )
+    reaction = item.get("reaction")
+    if isinstance(reaction, dict):
+        return MessengerReaction.model_validate(
+            {
+                **reaction,
+                **base,
+                "id": f"reaction:{reaction.get('mid')}:{reaction.get('action')}:{stamp}",
+            }
+        )
+    field = next(
+        (key for key in item if key not in ("sender", "recipient", "timestamp")), "unknown"
+    )
+    return _unsupported(item, "messenger", field, now, page_id=recipient or page_id)
