@@ -106,24 +106,41 @@ class Inbox:
         return await self.store.inbox_add(items, self.clock.now())
 
     async def process(self, customers: Iterable[str] | None = None) -> int:
-        """Handle every due event of ``customers`` (default: all with due events); return count."""
+        """Handle due events; return how many were handled.
+
+        ``customers`` lists customer keys in arrival order, one per new event (as
+        :meth:`App.dispatch` passes them), so a batch is handled in the order Meta sent it, across
+        customers; without it, every customer with a due event is served, oldest first.
+        """
         if customers is None:
             customers = await self.store.inbox_due_customers(self.clock.now())
+        order = list(customers)
+        stopped: set[str] = set()
         handled = 0
-        for customer in dict.fromkeys(customers):
-            handled += await self._drain(customer)
+        for customer in order:  # one step per event: keeps the batch's order
+            if customer in stopped:
+                continue
+            outcome = await self._step(customer)
+            if outcome:
+                handled += 1
+            else:
+                stopped.add(customer)
+        for customer in dict.fromkeys(order):  # then whatever else is due for them
+            if customer not in stopped:
+                handled += await self._drain(customer)
         return handled
+
+    async def _step(self, customer: str) -> bool:
+        """Handle the customer's next due event; false if there was none or it failed."""
+        now = self.clock.now()
+        item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
+        return item is not None and await self._attempt(item)
 
     async def _drain(self, customer: str) -> int:
         handled = 0
-        while True:
-            now = self.clock.now()
-            item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
-            if item is None:
-                return handled
-            if not await self._attempt(item):
-                return handled  # the head failed: this customer's later events wait for it
+        while await self._step(customer):
             handled += 1
+        return handled
 
     async def _attempt(self, item: InboxItem) -> bool:
         try:
