@@ -11,8 +11,9 @@ from tests.network_guard import NetworkAccessError
 
 
 def test_connecting_to_a_public_address_fails_the_test() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock, pytest.raises(
-        NetworkAccessError
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock,
+        pytest.raises(NetworkAccessError),
     ):
         sock.connect(("192.0.2.1", 443))
 

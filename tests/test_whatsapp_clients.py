@@ -165,15 +165,14 @@ async def test_replies_go_out_from_the_configured_number(mode: str) -> None:
     fake = FakeGraphAPI()
     fake.add_phone_number("200000000000001")
     client = make_client(fake, mode)
-    other = client.with_options() if mode == "sync" else client.with_options()
-    await call(other, "send_text", TO, "one")
-    second = (
-        fake.whatsapp(phone_number_id="200000000000001")
-        if mode == "sync"
-        else fake.async_whatsapp(phone_number_id="200000000000001")
-    )
-    await call(second, "send_text", TO, "two")
-    assert [m.sender_id for m in fake.sent] == [fake.phone_number_id, "200000000000001"]
+    await call(client.with_options(max_retries=0), "send_text", TO, "one")
+    await call(client.for_phone_number("200000000000001"), "send_text", TO, "two")
+    await call(client, "send_text", TO, "three")
+    assert [m.sender_id for m in fake.sent] == [
+        fake.phone_number_id,
+        "200000000000001",
+        fake.phone_number_id,
+    ]
 
 
 def test_sync_client_context_manager_closes_its_own_pool() -> None:

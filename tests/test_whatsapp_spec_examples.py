@@ -15,6 +15,7 @@ from tests.spec import SEND_PATH, realistic, request_examples
 from waflow import WhatsApp
 from waflow.testing import FakeGraphAPI
 from waflow.whatsapp.interactive import Header, OrderDetailsParameters
+from waflow.whatsapp.media_refs import MediaRef
 from waflow.whatsapp.messages import Contact, from_body
 from waflow.whatsapp.template_components import (
     ActionParameter,
@@ -29,7 +30,6 @@ from waflow.whatsapp.template_components import (
     PayloadParameter,
     TextParameter,
 )
-from waflow.whatsapp.media_refs import MediaRef
 
 EXAMPLE_NAMES = [
     "Send Audio Message by ID",

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from waflow.errors import APIConnectionError, APITimeoutError
+from waflow.errors import APIConnectionError, APITimeoutError, redact, request_credentials
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -99,9 +99,11 @@ def build_request(
     )
 
 
-def _translate(exc: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+def _translate(exc: httpx.RequestError, request: httpx.Request) -> APIConnectionError:
     # Connect-phase failures prove nothing was sent; anything later might have reached Meta.
     kind = type(exc).__name__
+    # A transport may quote what it could not send, such as an illegal Authorization header.
+    detail = redact(str(exc), request_credentials(request))
     if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
         return APITimeoutError(f"Timed out connecting to the Graph API ({kind}).", request=request)
     if isinstance(exc, httpx.TimeoutException):
@@ -111,28 +113,38 @@ def _translate(exc: httpx.TransportError, request: httpx.Request) -> APIConnecti
             maybe_sent=True,
         )
     if isinstance(exc, httpx.ConnectError):
-        return APIConnectionError(f"Could not connect to the Graph API: {exc}", request=request)
+        return APIConnectionError(f"Could not connect to the Graph API: {detail}", request=request)
     return APIConnectionError(
-        f"Connection to the Graph API failed mid-request ({kind}): {exc}",
+        f"Connection to the Graph API failed mid-request ({kind}): {detail}",
         request=request,
         maybe_sent=True,
     )
 
 
+def _cause(exc: httpx.RequestError, request: httpx.Request) -> httpx.RequestError | None:
+    # Chain the httpx error for its traceback, unless its text quotes a credential.
+    text = str(exc)
+    return exc if redact(text, request_credentials(request)) == text else None
+
+
 def send_sync(client: httpx.Client, request: httpx.Request) -> httpx.Response:
-    """Send and read the whole response, translating transport failures to waflow errors."""
+    """Send and read the whole response.
+
+    Any httpx failure (transport, undecodable body) becomes an :class:`APIConnectionError`, with
+    the request's credentials redacted from its text.
+    """
     try:
         return client.send(request)
-    except httpx.TransportError as exc:
-        raise _translate(exc, request) from exc
+    except httpx.RequestError as exc:
+        raise _translate(exc, request) from _cause(exc, request)
 
 
 async def send_async(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     """Async twin of :func:`send_sync`; the only difference is the await."""
     try:
         return await client.send(request)
-    except httpx.TransportError as exc:
-        raise _translate(exc, request) from exc
+    except httpx.RequestError as exc:
+        raise _translate(exc, request) from _cause(exc, request)
 
 
 @contextmanager
@@ -140,12 +152,12 @@ def stream_sync(client: httpx.Client, request: httpx.Request) -> Iterator[httpx.
     """Send with a streamed body; the caller reads ``iter_bytes()`` inside the block."""
     try:
         response = client.send(request, stream=True)
-    except httpx.TransportError as exc:
-        raise _translate(exc, request) from exc
+    except httpx.RequestError as exc:
+        raise _translate(exc, request) from _cause(exc, request)
     try:
         yield response
-    except httpx.TransportError as exc:
-        raise _translate(exc, request) from exc
+    except httpx.RequestError as exc:
+        raise _translate(exc, request) from _cause(exc, request)
     finally:
         response.close()
 
@@ -157,11 +169,11 @@ async def stream_async(
     """Async twin of :func:`stream_sync`."""
     try:
         response = await client.send(request, stream=True)
-    except httpx.TransportError as exc:
-        raise _translate(exc, request) from exc
+    except httpx.RequestError as exc:
+        raise _translate(exc, request) from _cause(exc, request)
     try:
         yield response
-    except httpx.TransportError as exc:
-        raise _translate(exc, request) from exc
+    except httpx.RequestError as exc:
+        raise _translate(exc, request) from _cause(exc, request)
     finally:
         await response.aclose()

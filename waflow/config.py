@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -28,8 +29,8 @@ logger = logging.getLogger("waflow.config")
 
 # Variables that waflow's own tooling reads outside Settings; not typos.
 _KNOWN_ELSEWHERE = frozenset({"WAFLOW_REQUIRE_REDIS"})
-_API_VERSION = re.compile(r"^v\d+\.\d+$")
-_GRAPH_ID = re.compile(r"^\d+$")
+_API_VERSION = re.compile(r"v[0-9]+\.[0-9]+")
+_GRAPH_ID = re.compile(r"[0-9]+")
 
 
 class Settings(BaseModel):
@@ -75,19 +76,25 @@ class Settings(BaseModel):
     def _check_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        try:
+            host = urlsplit(value).hostname
+        except ValueError:
+            host = None
+        if not host or any(ch.isspace() for ch in value):
+            raise ValueError("must be a URL with a host, such as https://graph.facebook.com")
         return value.rstrip("/")
 
     @field_validator("api_version")
     @classmethod
     def _check_version(cls, value: str) -> str:
-        if not _API_VERSION.match(value):
+        if not _API_VERSION.fullmatch(value):
             raise ValueError("must look like v26.0")
         return value
 
     @field_validator("phone_number_id", "waba_id", "page_id", "catalog_id", "dataset_id")
     @classmethod
     def _check_id(cls, value: str | None) -> str | None:
-        if value is not None and not _GRAPH_ID.match(value):
+        if value is not None and not _GRAPH_ID.fullmatch(value):
             raise ValueError("must be a numeric Graph id")
         return value
 
@@ -102,6 +109,14 @@ class Settings(BaseModel):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("throughput", mode="before")
+    @classmethod
+    def _number(cls, value: object) -> object:
+        # Environment values are text; a Literal of ints accepts no text, so "80" must become 80.
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            return int(value)
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -29,13 +29,15 @@ The Graph ``error.code`` decides the class first; the HTTP status only when ther
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from waflow._http import Request, Response
 
 __all__ = [
+    "PERMANENT_CODES",
     "THROTTLING_CODES",
     "APIConnectionError",
     "APIError",
@@ -60,6 +62,7 @@ __all__ = [
     "WebhookPayloadError",
     "WebhookVerificationError",
     "error_from_response",
+    "is_permanent_code",
 ]
 
 #: Graph codes that mean "too many requests, try again later".
@@ -68,6 +71,9 @@ THROTTLING_CODES = frozenset({4, 17, 32, 613, 80007, 130429, 131056})
 PAIR_RATE_LIMIT_CODE = 131056
 #: Codes Meta documents as temporary failures on its side.
 TRANSIENT_CODES = frozenset({1, 2, 131000, 131016})
+#: Codes that stay errors until something changes (request, recipient, window, token, policy);
+#: every template code (132xxx) too.
+PERMANENT_CODES = frozenset({100, 131008, 131026, 131047, 190, 368})
 _AUTH_CODES = frozenset({102, 190})
 _EXPIRED_TOKEN_SUBCODES = frozenset({463, 467})
 #: Messenger's "outside of allowed window" comes as code 10 with this subcode.
@@ -84,13 +90,18 @@ class ConfigError(WaflowError):
     """A setting is missing or malformed; the message names the ``WAFLOW_*`` variable or argument."""
 
 
-class MessageValidationError(WaflowError, ValueError):
+class MessageValidationError(WaflowError):
     """A message breaks one of Meta's limits; found before any request is made.
+
+    Deliberately not a ``ValueError``: pydantic would wrap a ``ValueError`` raised in a validator,
+    burying the limit it names; this error reaches the caller as it was raised.
 
     ``limit`` names the rule (for example ``"reply buttons <= 3"``), ``field`` the offending location.
     """
 
     def __init__(self, message: str, *, limit: str | None = None, field: str | None = None) -> None:
+        if limit is not None and limit not in message:
+            message = f"{message} (limit: {limit})"
         super().__init__(message)
         self.limit = limit
         self.field = field
@@ -104,7 +115,7 @@ class WebhookVerificationError(WaflowError):
     """A webhook request failed verification (signature or verify token); answer 401/403."""
 
 
-class WebhookPayloadError(WaflowError, ValueError):
+class WebhookPayloadError(WaflowError):
     """A webhook body is not a webhook of a known channel (or not JSON); answer 400."""
 
 
@@ -229,11 +240,15 @@ class APIStatusError(APIError):
 
     @property
     def retryable(self) -> bool:
+        # The code decides first: a permanent code stays permanent whatever else Meta says.
+        if is_permanent_code(self.code):
+            return False
         return (
             self.is_transient
             or self.code in THROTTLING_CODES
             or self.code in TRANSIENT_CODES
-            or (self.code is None and (self.status_code >= 500 or self.status_code == 429))
+            or self.status_code >= 500
+            or self.status_code == 429
         )
 
     @property
@@ -299,6 +314,51 @@ class AccessTokenExpiredError(AuthenticationError):
     """The access token expired or was invalidated (190 with subcode 463 or 467); issue a new one."""
 
 
+def is_permanent_code(code: int | None) -> bool:
+    """Whether Graph ``code`` means "this fails until the request, template, token or policy changes"."""
+    return code is not None and (code in PERMANENT_CODES or 132000 <= code <= 132999)
+
+
+#: Shorter strings are not credentials; replacing them would only garble messages.
+_MIN_SECRET_LENGTH = 8
+_REDACTED = "[redacted]"
+
+
+def request_credentials(request: Request | None) -> list[str]:
+    """The credentials ``request`` carries (bearer token, ``access_token`` parameter), to redact."""
+    if request is None:
+        return []
+    found: list[str] = []
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        found.append(token.strip())
+    param = request.url.params.get("access_token")
+    if param:
+        found.append(param)
+    return [secret for secret in found if len(secret) >= _MIN_SECRET_LENGTH]
+
+
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` (a string, or JSON of dicts and lists) with every secret replaced.
+
+    Meta echoes a malformed token in its error message, and transports quote illegal header values:
+    neither may carry the credential into an exception text or a log line.
+    """
+    secrets = [secret for secret in secrets if len(secret) >= _MIN_SECRET_LENGTH]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, _REDACTED)
+        return value
+    if isinstance(value, Mapping):
+        return {key: redact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, secrets) for item in value]
+    return value
+
+
 def _class_for(code: int | None, subcode: int | None, status_code: int) -> type[APIStatusError]:
     # Graph code first: Meta answers 400 for nearly everything, so the status says little.
     if code is not None:
@@ -362,8 +422,10 @@ def error_from_response(
     """Build the right :class:`APIStatusError` subclass for an error response of the Graph API.
 
     Works on any body: a Graph ``{"error": {...}}`` object, an HTML page from a proxy, or nothing.
-    ``headers`` must be case-insensitive or lower-cased.
+    ``headers`` are read case-insensitively. The credentials of ``request`` are redacted from the
+    parsed body and so from every field and message derived from it.
     """
+    headers = {str(name).lower(): value for name, value in headers.items()}
     body: Any = None
     error: Mapping[str, Any] = {}
     if content:
@@ -371,6 +433,7 @@ def error_from_response(
             body = json.loads(content)
         except (ValueError, UnicodeDecodeError):
             body = content.decode("utf-8", errors="replace")[:500]
+    body = redact(body, request_credentials(request))
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         error = body["error"]
 
@@ -411,8 +474,15 @@ def error_from_response(
     )
 
 
+_MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
 def _fallback_message(status_code: int, body: Any) -> str:
-    if isinstance(body, str) and body.strip():
-        snippet = " ".join(body.split())[:120]
-        return f"Graph API answered without a Graph error: {snippet}"
-    return "Graph API answered with an empty body"
+    if body is None or (isinstance(body, str) and not body.strip()):
+        return "Graph API answered with an empty body"
+    # An HTML page from a proxy reads as its text; any other JSON as itself.
+    text = _MARKUP.sub(" ", body) if isinstance(body, str) else json.dumps(body)
+    snippet = " ".join(text.split())[:120]
+    if not snippet:
+        return "Graph API answered without a Graph error"
+    return f"Graph API answered without a Graph error: {snippet}"

@@ -45,6 +45,7 @@ from waflow._http import (
 from waflow._version import __version__
 from waflow.clock import Clock, SystemClock
 from waflow.errors import (
+    PERMANENT_CODES,
     THROTTLING_CODES,
     APIConnectionError,
     APIError,
@@ -71,8 +72,9 @@ DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v26.0"
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_RETRY_AFTER = 60.0
-#: Errors that stay errors until something changes (request, template, token, policy).
-NEVER_RETRY_CODES = frozenset({100, 131008, 131026, 131047, 190, 368})
+#: Errors that stay errors until something changes (request, template, token, policy); the
+#: template codes 132xxx are never retried either.
+NEVER_RETRY_CODES = PERMANENT_CODES
 _BACKOFF_INITIAL = 0.5
 _BACKOFF_MAX = 8.0
 _PAIR_BACKOFF_BASE = 4.0
@@ -124,16 +126,18 @@ def should_retry(request: GraphRequest, exc: BaseException) -> bool:
     """The retry decision for one failed attempt (see the module docstring)."""
     if isinstance(exc, APIConnectionError):
         return not exc.maybe_sent or request.is_idempotent
-    if not isinstance(exc, APIStatusError):
+    if not isinstance(exc, APIStatusError) or not exc.retryable:
         return False
-    code = exc.code
-    if code is not None and (code in NEVER_RETRY_CODES or 132000 <= code <= 132999):
-        return False
-    if code in THROTTLING_CODES:
+    if exc.code in THROTTLING_CODES:
         return True  # Meta refused the request, so nothing happened: safe to repeat
     if exc.status_code >= 500:
         return request.is_idempotent
-    return exc.retryable
+    return True
+
+
+def _check_max_retries(max_retries: int) -> None:
+    if max_retries < 0:
+        raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
 
 
 class _Backoff(wait_base):
@@ -176,8 +180,7 @@ class _GraphCore:
             access_token.get_secret_value() if isinstance(access_token, SecretStr) else access_token
         ):
             raise ConfigError(f"{token_name} is required (or set WAFLOW_{token_name.upper()})")
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        _check_max_retries(max_retries)
         self.access_token = (
             access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
         )
@@ -209,6 +212,8 @@ class _GraphCore:
                 value = value if isinstance(value, SecretStr) else SecretStr(value)
             if name == "base_url":
                 value = value.rstrip("/")
+            if name == "max_retries":
+                _check_max_retries(value)
             if not hasattr(clone, name):
                 raise TypeError(f"unknown option {name!r}")
             setattr(clone, name, value)

@@ -64,18 +64,23 @@ class _CellRate:
         self._tat: dict[object, int] = {}
         self._reservations = 0
 
-    def reserve(self, key: object, now_ns: int) -> int:
-        """Book the next slot for ``key``; return nanoseconds to wait until it (0 = now)."""
-        tat = max(self._tat.get(key, now_ns), now_ns)
-        start = max(now_ns, tat - self._tolerance)
+    def reserve(self, key: object, now_ns: int, earliest_ns: int | None = None) -> int:
+        """Book the next slot for ``key`` at or after ``earliest_ns`` (default: now).
+
+        Returns the nanoseconds from ``earliest_ns`` to the slot (0 = then).
+        """
+        at = now_ns if earliest_ns is None else earliest_ns
+        tat = max(self._tat.get(key, at), at)
+        start = max(at, tat - self._tolerance)
         self._tat[key] = tat + self._interval
         self._reservations += 1
         if self._reservations % _PRUNE_EVERY == 0:
             self._prune(now_ns)
-        return start - now_ns
+        return start - at
 
     def _prune(self, now_ns: int) -> None:
-        # A key whose arrival time has passed behaves exactly like an unseen key.
+        # A key whose arrival time has passed behaves exactly like an unseen key. Only the real
+        # now may decide that: another key may still book a slot before a future ``earliest_ns``.
         for key in [k for k, tat in self._tat.items() if tat <= now_ns]:
             del self._tat[key]
 
@@ -121,7 +126,7 @@ class Pacer:
             if self._pair is not None and recipient is not None:
                 # Book the pair slot from the sender slot on; a later pair slot only wastes the
                 # sender slot, which errs on the safe side of the throughput limit.
-                delay += self._pair.reserve((sender, recipient), now_ns + delay)
+                delay += self._pair.reserve((sender, recipient), now_ns, now_ns + delay)
         return delay / _NS
 
     def wait(self, sender: str, recipient: str | None = None) -> float:

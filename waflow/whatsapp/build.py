@@ -117,8 +117,9 @@ __all__ = [
     "video",
 ]
 
-#: Reply buttons as ``{id: title}``, ``[(id, title), …]`` or ready-made :class:`ReplyButton`\\ s.
-ButtonsSpec = Mapping[str, str] | Sequence[tuple[str, str] | ReplyButton]
+#: Reply buttons as ``{id: title}``, ``[(id, title), …]``, ``["Ja", "Nein"]`` (id = title) or
+#: ready-made :class:`ReplyButton`\\ s.
+ButtonsSpec = Mapping[str, str] | Sequence[str | tuple[str, str] | ReplyButton]
 #: List rows as ``(id, title)``, ``(id, title, description)`` or :class:`ListRow`.
 RowSpec = tuple[str, str] | tuple[str, str, str] | ListRow
 #: Sections as ``{title: rows}`` or ready-made :class:`ListSection`\\ s.
@@ -275,6 +276,8 @@ def _reply_buttons(spec: ButtonsSpec) -> list[ReplyButton]:
     for item in spec:
         if isinstance(item, ReplyButton):
             result.append(item)
+        elif isinstance(item, str):
+            result.append(ReplyButton(reply=ReplyButtonReply(id=item, title=item)))
         else:
             result.append(ReplyButton(reply=ReplyButtonReply(id=item[0], title=item[1])))
     return result

@@ -1,0 +1,345 @@
+"""Pacing keeps sends under Meta's throughput and pair-rate limits, on virtual time.
+
+Send times are read from a FrozenClock, so "no one-second window holds more than 80" is checked
+exactly, without sleeping for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import pytest
+
+from waflow.ratelimit import PAIR_INTERVAL_SECONDS, THROUGHPUT_TIERS, Pacer, RateLimit
+from waflow.testing import FakeGraphAPI, FrozenClock
+
+SENDER = "106540352242922"
+OTHER_SENDER = "106540352242923"
+CUSTOMER = "4915112345678"
+OTHER_CUSTOMER = "4915187654321"
+_NS = 1_000_000_000
+
+
+def busiest_second(times: Sequence[float]) -> int:
+    """The most sends in any window [t, t + 1 s).
+
+    Counted on whole nanoseconds, the clock's own unit, so that float sums like 0.1 + 0.2 do not
+    move a send across a window's edge.
+    """
+    ordered = sorted(round(t * _NS) for t in times)
+    return max(
+        (bisect.bisect_left(ordered, start + _NS) - i for i, start in enumerate(ordered)),
+        default=0,
+    )
+
+
+def seconds_since(start: datetime, moments: Sequence[datetime]) -> list[float]:
+    return [(moment - start).total_seconds() for moment in moments]
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def small_switch_interval() -> Iterator[None]:
+    """Switch threads as often as possible, so races have every chance to show."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_busiest_second_counts_a_half_open_window() -> None:
+    assert busiest_second([0.0, 0.5, 0.999, 1.0]) == 3
+    assert busiest_second([0.0, 0.0, 0.0]) == 3
+    assert busiest_second([]) == 0
+
+
+# -- throughput -----------------------------------------------------------------------------------
+
+
+def test_thousand_sends_at_80_per_second_take_at_least_12_4_seconds(clock: FrozenClock) -> None:
+    pacer = Pacer(80, clock=clock)
+
+    times = []
+    for _ in range(1000):
+        pacer.wait(SENDER)
+        times.append(clock.monotonic())
+
+    assert times[-1] >= 12.4
+    assert times[-1] == pytest.approx(999 / 80)  # and not slower than needed
+    assert busiest_second(times) <= 80
+    assert sum(clock.sleeps) == pytest.approx(times[-1])
+
+
+async def test_thousand_async_sends_at_80_per_second_take_at_least_12_4_seconds(
+    clock: FrozenClock,
+) -> None:
+    pacer = Pacer(80, clock=clock)
+
+    times = []
+    for _ in range(1000):
+        await pacer.await_turn(SENDER)
+        times.append(clock.monotonic())
+
+    assert times[-1] >= 12.4
+    assert busiest_second(times) <= 80
+
+
+async def test_concurrent_async_senders_share_the_limit(clock: FrozenClock) -> None:
+    pacer = Pacer(80, clock=clock)
+    slots: list[float] = []
+
+    async def one_send() -> None:
+        # The slot is booked before the task first yields: the clock at the call plus the wait.
+        booked_at = clock.monotonic()
+        waited = await pacer.await_turn(SENDER)
+        slots.append(booked_at + waited)
+
+    await asyncio.gather(*(one_send() for _ in range(1000)))
+
+    assert max(slots) >= 12.4
+    assert busiest_second(slots) <= 80
+
+
+def test_thousand_sends_through_a_client_at_80_per_second(clock: FrozenClock) -> None:
+    fake = FakeGraphAPI(clock=clock)
+    wa = fake.whatsapp(throughput=80)
+    start = clock.now()
+
+    results = [wa.send_text(f"49151{i:08d}", f"Nachricht {i}") for i in range(1000)]
+
+    times = seconds_since(start, [r.at for r in fake.requests])
+    assert len(fake.sent) == 1000
+    assert all(r.retries_taken == 0 for r in results)
+    assert times[-1] >= 12.4
+    assert busiest_second(times) <= 80
+
+
+async def test_thousand_sends_through_an_async_client_at_80_per_second(
+    clock: FrozenClock,
+) -> None:
+    fake = FakeGraphAPI(clock=clock)
+    wa = fake.async_whatsapp(throughput=80)
+    start = clock.now()
+
+    for i in range(1000):
+        await wa.send_text(f"49151{i:08d}", f"Nachricht {i}")
+
+    times = seconds_since(start, [r.at for r in fake.requests])
+    assert len(fake.sent) == 1000
+    assert times[-1] >= 12.4
+    assert busiest_second(times) <= 80
+    await wa.aclose()
+
+
+def test_client_with_a_throughput_sleeps_between_sends(clock: FrozenClock) -> None:
+    fake = FakeGraphAPI(clock=clock)
+    wa = fake.whatsapp(throughput=80)
+
+    for i in range(3):
+        wa.send_text(CUSTOMER, f"Nachricht {i}")
+
+    assert clock.sleeps == [pytest.approx(1 / 80)] * 2
+
+
+@pytest.mark.parametrize("rate", THROUGHPUT_TIERS)
+def test_each_throughput_tier_is_kept(rate: int, clock: FrozenClock) -> None:
+    pacer = Pacer(rate, clock=clock)
+    sends = 3 * rate + 1
+
+    times = []
+    for _ in range(sends):
+        pacer.wait(SENDER)
+        times.append(clock.monotonic())
+
+    assert times[-1] == pytest.approx(3.0)
+    assert busiest_second(times) == rate
+
+
+def test_senders_are_paced_independently(clock: FrozenClock) -> None:
+    pacer = Pacer(20, clock=clock)
+
+    first = [pacer.reserve(SENDER) for _ in range(3)]
+    second = [pacer.reserve(OTHER_SENDER) for _ in range(3)]
+
+    assert first == second == [0.0, 0.05, 0.1]
+
+
+def test_burst_goes_at_once_then_sends_are_spaced(clock: FrozenClock) -> None:
+    pacer = Pacer(80, burst=10, clock=clock)
+
+    delays = [pacer.reserve(SENDER) for _ in range(12)]
+
+    assert delays[:10] == [0.0] * 10
+    assert delays[10:] == [pytest.approx(1 / 80), pytest.approx(2 / 80)]
+
+
+def test_burst_refills_after_a_quiet_spell(clock: FrozenClock) -> None:
+    pacer = Pacer(80, burst=10, clock=clock)
+    for _ in range(10):
+        pacer.wait(SENDER)
+
+    clock.advance(10 / 80)
+
+    assert [pacer.reserve(SENDER) for _ in range(10)] == [0.0] * 10
+    assert pacer.reserve(SENDER) > 0
+
+
+def test_sustained_rate_with_a_burst_is_the_rate(clock: FrozenClock) -> None:
+    pacer = Pacer(80, burst=10, clock=clock)
+
+    times = []
+    for _ in range(810):
+        pacer.wait(SENDER)
+        times.append(clock.monotonic())
+
+    # The burst is borrowed from later quota: 800 spaced sends after the first 10.
+    assert times[-1] == pytest.approx(800 / 80)
+    assert busiest_second(times) <= 80 + 10 - 1
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("inf"), float("nan")])
+def test_invalid_rate_is_refused(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        RateLimit(rate)
+
+
+def test_burst_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="burst"):
+        Pacer(80, burst=0)
+
+
+# -- pair pacing ----------------------------------------------------------------------------------
+
+
+def test_pair_pacing_allows_a_burst_then_one_per_six_seconds(clock: FrozenClock) -> None:
+    pacer = Pacer(1000, pair_pacing=True, pair_burst=3, clock=clock)
+
+    times = []
+    for _ in range(8):
+        pacer.wait(SENDER, CUSTOMER)
+        times.append(clock.monotonic())
+
+    burst, sustained = times[:3], times[3:]
+    assert burst[-1] < 0.01
+    gaps = [b - a for a, b in itertools.pairwise(sustained)]
+    assert gaps == [pytest.approx(PAIR_INTERVAL_SECONDS)] * len(gaps)
+    assert sustained[0] == pytest.approx(PAIR_INTERVAL_SECONDS)
+
+
+def test_pair_pacing_default_burst_is_sustained_at_six_seconds(clock: FrozenClock) -> None:
+    pacer = Pacer(pair_pacing=True, clock=clock)
+
+    times = []
+    for _ in range(30):
+        pacer.wait(SENDER, CUSTOMER)
+        times.append(clock.monotonic())
+
+    # Over any stretch after the burst, one message per six seconds to the customer.
+    assert times[-1] - times[10] == pytest.approx(19 * PAIR_INTERVAL_SECONDS)
+    assert times[9] < 1.0
+
+
+def test_pair_pacing_applies_only_per_sender_and_recipient(clock: FrozenClock) -> None:
+    pacer = Pacer(1000, pair_pacing=True, pair_burst=1, clock=clock)
+
+    assert pacer.reserve(SENDER, CUSTOMER) == 0.0
+    waited = pacer.reserve(SENDER, CUSTOMER)
+    assert waited == pytest.approx(PAIR_INTERVAL_SECONDS, abs=0.01)
+    # Another customer of the same number, and the same customer of another number, go now.
+    assert pacer.reserve(SENDER, OTHER_CUSTOMER) < 0.01
+    assert pacer.reserve(OTHER_SENDER, CUSTOMER) == 0.0
+    # A send without a recipient is paced by throughput only.
+    assert pacer.reserve(SENDER) < 0.01
+
+
+def test_without_pair_pacing_one_customer_is_paced_by_throughput_only(
+    clock: FrozenClock,
+) -> None:
+    pacer = Pacer(80, clock=clock)
+
+    delays = [pacer.reserve(SENDER, CUSTOMER) for _ in range(20)]
+
+    assert delays[-1] == pytest.approx(19 / 80)
+
+
+def test_pair_pacing_is_kept_while_another_number_is_backlogged(clock: FrozenClock) -> None:
+    """Housekeeping of old pair slots must not forget a pair whose next slot is still ahead."""
+    pacer = Pacer(100, pair_pacing=True, pair_burst=1, clock=clock)
+    assert pacer.reserve(OTHER_SENDER, CUSTOMER) == 0.0
+
+    # A big campaign from another number, to many customers, books slots far into the future.
+    for i in range(5000):
+        pacer.reserve(SENDER, f"49160{i:08d}")
+
+    assert pacer.reserve(OTHER_SENDER, CUSTOMER) == pytest.approx(PAIR_INTERVAL_SECONDS)
+
+
+# -- threads --------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("small_switch_interval")
+def test_threads_sharing_a_pacer_never_exceed_the_rate(clock: FrozenClock) -> None:
+    pacer = Pacer(80, clock=clock)
+    slots: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def sender() -> None:
+        start.wait()
+        booked = [pacer.reserve(SENDER) for _ in range(250)]
+        with lock:
+            slots.extend(booked)
+
+    threads = [threading.Thread(target=sender) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # The clock stood still: each delay is the slot itself, and every slot is taken once.
+    ordered = sorted(slots)
+    assert len(ordered) == 2000
+    assert ordered == pytest.approx([i / 80 for i in range(2000)])
+    assert busiest_second(ordered) <= 80
+
+
+@pytest.mark.usefixtures("small_switch_interval")
+def test_threads_waiting_on_a_pacer_never_exceed_the_rate(clock: FrozenClock) -> None:
+    pacer = Pacer(80, clock=clock)
+    slots: list[float] = []
+    lock = threading.Lock()
+
+    def sender() -> None:
+        for _ in range(100):
+            with lock:  # read the clock and book as one step, as the send would
+                booked_at = clock.monotonic()
+                delay = pacer.reserve(SENDER)
+                slots.append(booked_at + delay)
+            clock.sleep(delay)
+
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(slots) == 600
+    assert busiest_second(slots) <= 80
+    assert max(slots) >= 599 / 80 - 1e-9
+
+
+def test_repr_names_the_limits() -> None:
+    assert repr(Pacer(80, pair_pacing=True)) == "Pacer(throughput=80/s, pair_pacing=on)"
+    assert Pacer(1000).throughput == 1000
