@@ -5,7 +5,9 @@ a durable conversation engine that follows a customer across them, and fakes of 
 your tests (:mod:`waflow.testing`).
 """
 
+from waflow import filters
 from waflow._version import __version__
+from waflow.app import App, WebhookRequest, WebhookResponse
 from waflow.errors import (
     APIConnectionError,
     APIError,
@@ -16,6 +18,7 @@ from waflow.errors import (
 )
 from waflow.messenger import AsyncMessenger, Messenger
 from waflow.results import SendResult
+from waflow.routing import HandlerContext, Router
 from waflow.whatsapp import AsyncWhatsApp, WhatsApp
 
 __all__ = [
@@ -23,12 +26,18 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "App",
     "AsyncMessenger",
     "AsyncWhatsApp",
+    "HandlerContext",
     "MessageValidationError",
     "Messenger",
+    "Router",
     "SendResult",
     "WaflowError",
+    "WebhookRequest",
+    "WebhookResponse",
     "WhatsApp",
     "__version__",
+    "filters",
 ]
