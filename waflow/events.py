@@ -10,7 +10,7 @@ makes them.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -21,13 +21,26 @@ __all__ = ["Channel", "Event", "Unsupported", "utc_from_unix"]
 Channel = Literal["whatsapp", "messenger"]
 
 
+# Below this a "millisecond" timestamp is read as seconds: 1e11 ms is March 1973, 1e11 s is the year
+# 5138, so no real value of either unit falls on the wrong side.
+_SECONDS_BELOW = 1e11
+
+
 def utc_from_unix(value: Any, *, milliseconds: bool = False) -> Any:
-    """Meta's Unix timestamps (seconds as strings on WhatsApp, milliseconds on Messenger) as UTC."""
+    """Meta's Unix timestamps (seconds as strings on WhatsApp, milliseconds on Messenger) as UTC.
+
+    With ``milliseconds=True`` a value too small to be milliseconds is read as seconds: Meta's own
+    Messenger reference shows some events (postbacks, opt-ins) with timestamps as strings of
+    *seconds*, while real deliveries carry integers of milliseconds. Values that are not numbers
+    come back unchanged, for pydantic to parse (ISO strings) or to report.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return value
     try:
         number = float(value)
-        return datetime.fromtimestamp(number / 1000 if milliseconds else number, tz=timezone.utc)
+        if milliseconds and abs(number) >= _SECONDS_BELOW:
+            number /= 1000
+        return datetime.fromtimestamp(number, tz=timezone.utc)
     except (ValueError, OverflowError, OSError):
         return value  # let pydantic report the unparsable timestamp
 
@@ -48,10 +61,14 @@ class Event(InboundModel):
     timestamp: datetime
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
+    # The unit of the channel's Unix timestamps. One validator reads it, so a subclass changes the
+    # unit by overriding this flag; a second validator would run *as well* as this one.
+    _timestamps_in_milliseconds: ClassVar[bool] = False
+
     @field_validator("timestamp", mode="before")
     @classmethod
-    def _unix_seconds(cls, value: Any) -> Any:
-        return utc_from_unix(value)
+    def _unix_time(cls, value: Any) -> Any:
+        return utc_from_unix(value, milliseconds=cls._timestamps_in_milliseconds)
 
     @property
     def business_id(self) -> str | None:

@@ -376,13 +376,18 @@ def _whatsapp_unknown(
 def _messenger_events(entries: list[Any], now: datetime) -> Iterator[Event]:
     for entry in _dicts(entries, "entry"):
         page_id = str(entry.get("id") or "")
+        # Some items carry no timestamp of their own (Meta's message_deliveries example has
+        # none): the entry's `time` (milliseconds, like the items') is the next best time.
+        entry_time = utc_from_unix(entry.get("time"), milliseconds=True)
+        if not isinstance(entry_time, datetime):
+            entry_time = now
         for item in _dicts(entry.get("messaging"), "messaging"):
-            yield _messenger_event(item, page_id, now)
+            yield _messenger_event(item, page_id, entry_time)
         for item in _dicts(entry.get("standby"), "standby"):
             # Another app owns the thread (conversation routing): visible, but not for replies.
-            yield _unsupported(item, "messenger", "standby", now, page_id=page_id)
+            yield _unsupported(item, "messenger", "standby", entry_time, page_id=page_id)
         for change in _dicts(entry.get("changes"), "changes"):
-            yield _unsupported(change, "messenger", str(change.get("field", "changes")), now)
+            yield _unsupported(change, "messenger", str(change.get("field", "changes")), entry_time)
 
 
 def _party(item: Mapping[str, Any], key: str) -> str:
@@ -392,13 +397,18 @@ def _party(item: Mapping[str, Any], key: str) -> str:
     return str(party.get("id") or party.get("user_ref") or "")
 
 
-def _messenger_event(item: dict[str, Any], page_id: str, now: datetime) -> Event:
+def _messenger_event(item: dict[str, Any], page_id: str, default_time: datetime) -> Event:
     sender = _party(item, "sender")
     recipient = _party(item, "recipient")
+    optin = item.get("optin")
+    if not sender and isinstance(optin, dict) and optin.get("user_ref"):
+        # Opt-ins from the checkbox plugin come without `sender`: the person is known only by
+        # the plugin's user_ref, which is also what the Page must message them with.
+        sender = str(optin["user_ref"])
     base: dict[str, Any] = {
         "sender_id": sender,
         "page_id": recipient or page_id,
-        "timestamp": item.get("timestamp") or now,
+        "timestamp": item.get("timestamp") or default_time,
         "raw": item,
     }
     stamp = item.get("timestamp")
@@ -437,7 +447,6 @@ def _messenger_event(item: dict[str, Any], page_id: str, now: datetime) -> Event
         return MessengerReferral.model_validate(
             {**base, "id": f"referral:{sender}:{stamp}:{ref}", "referral": referral}
         )
-    optin = item.get("optin")
     if isinstance(optin, dict):
         return MessengerOptin.model_validate(
             {**optin, **base, "id": f"optin:{sender}:{stamp}:{optin.get('type')}"}
@@ -465,4 +474,4 @@ def _messenger_event(item: dict[str, Any], page_id: str, now: datetime) -> Event
     field = next(
         (key for key in item if key not in ("sender", "recipient", "timestamp")), "unknown"
     )
-    return _unsupported(item, "messenger", field, now, page_id=recipient or page_id)
+    return _unsupported(item, "messenger", field, default_time, page_id=recipient or page_id)

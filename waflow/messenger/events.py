@@ -9,12 +9,12 @@ Page is the sender.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from waflow._models import InboundModel
-from waflow.events import Event, utc_from_unix
+from waflow.events import Event
 
 __all__ = [
     "Attachment",
@@ -39,17 +39,33 @@ class QuickReplyPayload(InboundModel):
 
 
 class Attachment(InboundModel):
-    """An attachment the customer sent: ``type`` (image, audio, video, file, location, fallback…)
-    and its ``payload`` (``url`` for media)."""
+    """An attachment the customer sent: ``type`` (image, audio, video, file, sticker, fallback…)
+    and its ``payload`` (``url`` for media; ``url`` and ``title`` for a shared link).
+
+    A ``fallback`` attachment (a shared link, or a share Messenger cannot show) may come without
+    any payload.
+    """
 
     type: str
     payload: dict[str, Any] | None = None
 
+    def _lookup(self, key: str) -> str | None:
+        value = (self.payload or {}).get(key)
+        if value is None:
+            # Webhooks before v6.0, and echoes of templates, put url and title on the attachment
+            # itself rather than in its payload.
+            value = (self.model_extra or {}).get(key)
+        return value if isinstance(value, str) else None
+
     @property
     def url(self) -> str | None:
         """The attachment's URL, when it has one."""
-        url = (self.payload or {}).get("url")
-        return url if isinstance(url, str) else None
+        return self._lookup("url")
+
+    @property
+    def title(self) -> str | None:
+        """The title of a shared link (``fallback``), when Meta gives one."""
+        return self._lookup("title")
 
 
 class ReferralInfo(InboundModel):
@@ -69,10 +85,7 @@ class MessengerEvent(Event):
     channel: Literal["messenger"] = "messenger"
     page_id: str | None = None
 
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _unix_milliseconds(cls, value: Any) -> Any:
-        return utc_from_unix(value, milliseconds=True)
+    _timestamps_in_milliseconds: ClassVar[bool] = True
 
     @property
     def business_id(self) -> str | None:
@@ -109,6 +122,12 @@ class MessengerMessage(_CustomerEvent):
     def payload(self) -> str | None:
         """The quick-reply payload, if the customer tapped one."""
         return self.quick_reply.payload if self.quick_reply is not None else None
+
+    @property
+    def replied_to(self) -> str | None:
+        """The ``mid`` of the message this one replies to (a swipe-reply), if any."""
+        mid = (self.reply_to or {}).get("mid")
+        return mid if isinstance(mid, str) else None
 
 
 class MessengerEcho(MessengerEvent):

@@ -1,7 +1,8 @@
 """Fakes of Meta's Graph API and a frozen clock, for waflow's tests and for yours.
 
 ``FakeGraphAPI`` plugs into any waflow client as its HTTP transport; ``FrozenClock`` makes time
-(retries, pacing, 24-hour windows) move only when a test says so.
+(retries, pacing, 24-hour windows) move only when a test says so; ``Inbound`` (``fake.inbound``)
+builds the webhooks Meta would send, of both channels, signed with the fake's app secret.
 """
 
 from waflow.testing.clock import FrozenClock
@@ -12,10 +13,12 @@ from waflow.testing.fake_graph import (
     SentLog,
     SentMessage,
 )
+from waflow.testing.inbound import Inbound
 
 __all__ = [
     "FakeGraphAPI",
     "FrozenClock",
+    "Inbound",
     "RecordedRequest",
     "RecordedSenderAction",
     "SentLog",

@@ -18,6 +18,10 @@ throttling (:meth:`limit_throughput`). Routes are matched with respx; anything u
 
 Messenger: ``fake.messenger()`` sends to the fake's Page (``POST /{page-id}/messages`` or
 ``/me/messages``); messages land in ``sent``, sender actions in ``sender_actions``.
+
+Inbound: ``fake.inbound`` builds webhook bodies of both channels from the fake's clock and ids
+(see :class:`~waflow.testing.inbound.Inbound`); :meth:`FakeGraphAPI.sign` signs one with the fake's
+app secret and :meth:`FakeGraphAPI.webhook_request` wraps it for ``App.dispatch``.
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ from typing import Any, Literal
 import httpx
 import respx
 
+from waflow.app import WebhookRequest
 from waflow.clock import Clock, SystemClock
 from waflow.errors import MessageValidationError
 from waflow.messenger.client import AsyncMessenger, Messenger
 from waflow.messenger.messages import MediaAttachment, SenderAction
 from waflow.messenger.messages import Message as MessengerMessage
 from waflow.messenger.messages import from_body as messenger_from_body
+from waflow.testing.inbound import Inbound
+from waflow.webhooks import SIGNATURE_HEADER
+from waflow.webhooks import sign as signature_of
 from waflow.whatsapp.client import AsyncWhatsApp, WhatsApp
 from waflow.whatsapp.messages import Message, ReadReceipt, from_body
 
@@ -255,6 +263,8 @@ class FakeGraphAPI:
         self._install_routes()
         self.transport = httpx.MockTransport(self._handle)
         self.async_transport = httpx.MockTransport(self._ahandle)
+        #: Factories of inbound webhook bodies from this fake's clock, ids and accounts.
+        self.inbound = Inbound(self)
         self.reset()
 
     # -- state ---------------------------------------------------------------------------------
@@ -270,7 +280,7 @@ class FakeGraphAPI:
             self._failures: deque[_Failure] = deque()
             self._outage: _Outage | None = None
             self._throughput: float | None = None
-            self._send_times: dict[str, deque[float]] = {}
+            self._send_times: dict[str, deque[int]] = {}
             self._media: dict[str, _Media] = {}
 
     def add_phone_number(self, phone_number_id: str) -> None:
@@ -421,6 +431,29 @@ class FakeGraphAPI:
         """Answer 130429 to sends beyond ``per_second`` from one number in any second (None: off)."""
         with self._lock:
             self._throughput = per_second
+
+    # -- inbound webhooks ----------------------------------------------------------------------
+
+    def sign(self, body: Mapping[str, Any] | bytes) -> tuple[bytes, dict[str, str]]:
+        """The exact bytes Meta would POST for ``body`` and their headers, signed with the app
+        secret: ``X-Hub-Signature-256`` and ``Content-Type``.
+
+        A dict is serialized once (UTF-8, non-ASCII kept as is); bytes are signed as given, so a
+        test can alter them afterwards to check that the signature no longer matches.
+        """
+        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        headers = {
+            SIGNATURE_HEADER: signature_of(raw, self.app_secret),
+            "Content-Type": "application/json",
+        }
+        return raw, headers
+
+    def webhook_request(
+        self, body: Mapping[str, Any] | bytes, *, path: str = "/webhook"
+    ) -> WebhookRequest:
+        """A signed webhook POST of ``body``, ready for :meth:`waflow.App.dispatch`."""
+        raw, headers = self.sign(body)
+        return WebhookRequest(method="POST", body=raw, headers=headers, path=path)
 
     # -- media ---------------------------------------------------------------------------------
 
@@ -649,9 +682,10 @@ class FakeGraphAPI:
     def _throttled(self, sender: str) -> bool:
         if self._throughput is None:
             return False
-        now = self.clock.monotonic()
+        # Whole nanoseconds: float seconds would refuse the 81st send of an exact 80/s pace.
+        now = round(self.clock.monotonic() * 1_000_000_000)
         window = self._send_times.setdefault(sender, deque())
-        while window and window[0] <= now - 1.0:
+        while window and window[0] <= now - 1_000_000_000:
             window.popleft()
         if len(window) >= self._throughput:
             return True
