@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Lint what exists: benchmarks/ and examples/ may be absent in a partial checkout.
+LINT_PATHS := $(wildcard waflow tests benchmarks examples)
 
 .PHONY: demo test lint typecheck pytest bench docs clean
 
@@ -20,8 +22,8 @@ demo: $(STAMP)
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check waflow tests benchmarks examples
-	$(BIN)/ruff format --check waflow tests benchmarks examples
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict waflow
@@ -29,9 +31,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest --cov=waflow --cov-report=term $(PYTEST_ARGS)
 
-## Benchmarks against the peer (pywa), each in its own environment.
+## Benchmarks against the peer (pywa), in their own virtualenv (.bench-venv); see docs/performance.md.
+## BENCH_ARGS: e.g. `send_overhead`, `--quick` (a smoke run), `--rebuild` (a fresh .bench-venv).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bench-venv .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov site
