@@ -17,9 +17,22 @@ from typing import Any
 import pytest
 import yaml
 
-SPEC_PATH = (
-    Path(__file__).resolve().parents[2] / "shared/meta-openapi/business-messaging-api_v23.0.yaml"
-)
+_SPEC_NAME = "meta-openapi/business-messaging-api_v23.0.yaml"
+
+
+def _find_spec() -> Path:
+    """``$WAFLOW_SHARED_DIR``, else the nearest ``shared/`` beside the repository or above it."""
+    override = os.environ.get("WAFLOW_SHARED_DIR")
+    if override:
+        return Path(override) / _SPEC_NAME
+    for parent in Path(__file__).resolve().parents[1:]:
+        candidate = parent / "shared" / _SPEC_NAME
+        if candidate.exists():
+            return candidate
+    return Path(__file__).resolve().parents[2] / "shared" / _SPEC_NAME
+
+
+SPEC_PATH = _find_spec()
 SEND_PATH = "/{Version}/{Phone-Number-ID}/messages"
 WEBHOOK_PATH = "/whatsapp/webhooks"
 TEMPLATES_PATH = "/{Version}/{WABA-ID}/message_templates"
