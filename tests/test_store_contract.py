@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from waflow.store import MemoryStore, NewInboxItem, SQLiteStore, StatusUpdate, Store
+from waflow.errors import ConcurrentUpdateError
+from waflow.store import (
+    Commit,
+    Document,
+    MemoryStore,
+    NewInboxItem,
+    NewOutboxItem,
+    SQLiteStore,
+    StatusUpdate,
+    Store,
+)
+from waflow.store.sqlite import MIGRATIONS
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -128,12 +139,31 @@ async def test_sqlite_keeps_everything_across_reopening(tmp_path: Path) -> None:
     await first.record_status(StatusUpdate("wamid.1", "sent", T0))
     await first.close()
     second = SQLiteStore(path)
-    assert second.schema_version == 1
+    assert second.schema_version == len(MIGRATIONS)
     assert await second.inbox_add([item("a")], T0) == [False]
     claimed = await second.inbox_claim("c1", T0, 60, "w")
     assert claimed is not None and claimed.key == "a"
     assert (await second.message_record("wamid.1")) is not None
     await second.close()
+
+
+async def test_sqlite_migrates_an_older_database_forward(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:  # a database written by the first schema only
+        db.executescript(MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO inbox (key, seq, customer, event, state, received_at, next_attempt_at)"
+            " VALUES ('old', 1, 'c1', '{}', 'pending', 0, 0)"
+        )
+    store = SQLiteStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert await store.inbox_add([item("old")], T0) == [False]  # kept its data
+    await store.commit(Commit(outbox=[out("o1")]))  # and has the new tables
+    assert await store.outbox_get("o1") is not None
+    await store.close()
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -144,3 +174,148 @@ def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="newer than this waflow"):
         SQLiteStore(path)
+
+
+# -- customers, commit, locks, outbox, deadlines ---------------------------------------------
+
+
+def out(item_id: str, customer: str = "cust-1", at: datetime = T0) -> NewOutboxItem:
+    return NewOutboxItem(item_id, customer, "whatsapp", "106540352242922", {"n": item_id}, at)
+
+
+async def test_commit_saves_documents_with_optimistic_versions(store: Store) -> None:
+    await store.commit(Commit(save=[Document("cust-1", {"name": "Lena"}, 0)]))
+    saved = await store.document_get("cust-1")
+    assert saved == Document("cust-1", {"name": "Lena"}, 1)
+    await store.commit(Commit(save=[Document("cust-1", {"name": "Lena K."}, 1)]))
+    with pytest.raises(ConcurrentUpdateError, match="version 2, not 1"):
+        await store.commit(Commit(save=[Document("cust-1", {"name": "stale"}, 1)]))
+    with pytest.raises(ConcurrentUpdateError):
+        await store.commit(Commit(save=[Document("cust-1", {"name": "new?"}, 0)]))
+    current = await store.document_get("cust-1")
+    assert current is not None and current.data == {"name": "Lena K."} and current.version == 2
+
+
+async def test_a_failed_commit_applies_nothing(store: Store) -> None:
+    await store.commit(Commit(save=[Document("a", {}, 0)]))
+    change = Commit(
+        save=[Document("b", {}, 0), Document("a", {}, 0)],  # "a" is stale
+        index={"wa_id:4915": "b"},
+        outbox=[out("o1", "b")],
+        deadlines={"b": T0},
+        handoffs=[{"code": "K7Q2-M9XP", "customer_id": "b"}],
+    )
+    with pytest.raises(ConcurrentUpdateError):
+        await store.commit(change)
+    assert await store.document_get("b") is None
+    assert await store.index_lookup(["wa_id:4915"]) == {}
+    assert await store.outbox_get("o1") is None
+    assert await store.deadlines_due(T0) == []
+    assert await store.handoff_get("K7Q2-M9XP") is None
+
+
+async def test_index_handoffs_deadlines_and_deletes(store: Store) -> None:
+    await store.commit(
+        Commit(
+            save=[Document("a", {}, 0), Document("b", {}, 0)],
+            index={"psid:page:1": "a", "wa_id:4915": "b"},
+            deadlines={"a": T0 + timedelta(hours=1), "b": T0 + timedelta(minutes=5)},
+            handoffs=[{"code": "K7Q2-M9XP", "customer_id": "a"}],
+        )
+    )
+    assert await store.index_lookup(["psid:page:1", "wa_id:4915", "nope"]) == {
+        "psid:page:1": "a",
+        "wa_id:4915": "b",
+    }
+    assert await store.handoff_get("K7Q2-M9XP") == {"code": "K7Q2-M9XP", "customer_id": "a"}
+    assert await store.deadlines_due(T0) == []
+    assert await store.deadlines_due(T0 + timedelta(hours=2)) == [
+        ("b", T0 + timedelta(minutes=5)),
+        ("a", T0 + timedelta(hours=1)),
+    ]
+    # merge b into a: move the index key, drop b and its deadline, use the code once
+    await store.commit(
+        Commit(
+            save=[Document("a", {"merged": True}, 1)],
+            delete=["b"],
+            index={"wa_id:4915": "a"},
+            deadlines={"a": None},
+            handoffs_used=["K7Q2-M9XP"],
+        )
+    )
+    assert await store.document_get("b") is None
+    assert await store.index_lookup(["wa_id:4915"]) == {"wa_id:4915": "a"}
+    assert await store.deadlines_due(T0 + timedelta(days=1)) == []
+    assert await store.handoff_get("K7Q2-M9XP") is None
+
+
+async def test_locks_are_exclusive_until_they_expire(store: Store) -> None:
+    assert await store.lock_acquire("cust-1", "w1", 30, T0)
+    assert not await store.lock_acquire("cust-1", "w2", 30, T0 + timedelta(seconds=10))
+    assert await store.lock_acquire("cust-1", "w1", 30, T0 + timedelta(seconds=10))  # re-entrant
+    assert await store.lock_acquire("cust-1", "w2", 30, T0 + timedelta(seconds=41))  # expired
+    await store.lock_release("cust-1", "w1")  # not the holder: no effect
+    assert not await store.lock_acquire("cust-1", "w3", 30, T0 + timedelta(seconds=42))
+    await store.lock_release("cust-1", "w2")
+    assert await store.lock_acquire("cust-1", "w3", 30, T0 + timedelta(seconds=42))
+
+
+async def test_outbox_hands_out_only_each_customers_head(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a"), out("b1", "b"), out("a2", "a")]))
+    claimed = await store.outbox_claim(T0, 60, "w1")
+    assert [item.id for item in claimed] == ["a1", "b1"]
+    assert claimed[0].message == {"n": "a1"} and claimed[0].business_id == "106540352242922"
+    assert await store.outbox_claim(T0, 60, "w2") == []  # heads leased, a2 waits behind a1
+    await store.outbox_complete("a1", "w1", "wamid.1", T0)
+    (next_item,) = await store.outbox_claim(T0, 60, "w2")
+    assert next_item.id == "a2"
+    sent = await store.outbox_get("a1")
+    assert sent is not None and (sent.state, sent.message_id, sent.attempts) == (
+        "sent",
+        "wamid.1",
+        1,
+    )
+
+
+async def test_outbox_retry_backoff_holds_back_and_parking_does_not(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a"), out("a2", "a")]))
+    await store.outbox_claim(T0, 60, "w")
+    await store.outbox_fail("a1", "w", "ServerError: 503", T0 + timedelta(seconds=8))
+    assert await store.outbox_claim(T0 + timedelta(seconds=5), 60, "w") == []
+    (retried,) = await store.outbox_claim(T0 + timedelta(seconds=8), 60, "w")
+    assert (retried.id, retried.attempts, retried.last_error) == ("a1", 1, "ServerError: 503")
+    await store.outbox_fail("a1", "w", "RecipientError: 131026", None)
+    (parked,) = await store.outbox_list("parked")
+    assert (parked.id, parked.state, parked.last_error) == (
+        "a1",
+        "parked",
+        "RecipientError: 131026",
+    )
+    (after,) = await store.outbox_claim(T0 + timedelta(seconds=8), 60, "w")
+    assert after.id == "a2"
+    await store.outbox_complete("a2", "w", "wamid.2", T0)
+    assert await store.outbox_retry("a1", T0 + timedelta(minutes=1)) is True
+    assert await store.outbox_retry("a1", T0) is False
+    (again,) = await store.outbox_claim(T0 + timedelta(minutes=1), 60, "w")
+    assert again.id == "a1"
+
+
+async def test_outbox_leases_expire_and_only_the_holder_settles(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a")]))
+    await store.outbox_claim(T0, 30, "crashed")
+    assert await store.outbox_claim(T0 + timedelta(seconds=29), 30, "w") == []
+    (taken,) = await store.outbox_claim(T0 + timedelta(seconds=31), 30, "w")
+    await store.outbox_complete("a1", "crashed", "wamid.zombie", T0)
+    current = await store.outbox_get("a1")
+    assert current is not None and current.state == "pending"
+    await store.outbox_complete(taken.id, "w", "wamid.ok", T0)
+    done = await store.outbox_get("a1")
+    assert done is not None and done.message_id == "wamid.ok"
+
+
+async def test_outbox_ids_are_idempotent_and_respect_the_claim_limit(store: Store) -> None:
+    await store.commit(Commit(outbox=[out(f"m{i}", f"c{i}") for i in range(5)]))
+    await store.commit(Commit(outbox=[out("m0", "c0")]))  # the same id again: ignored
+    assert len(await store.outbox_list("pending")) == 5
+    assert len(await store.outbox_claim(T0, 60, "w", limit=3)) == 3
+    assert not await store.outbox_claim(T0 - timedelta(seconds=1), 60, "x")  # not yet due

@@ -9,9 +9,13 @@ from __future__ import annotations
 from waflow.errors import ConfigError
 from waflow.store.base import (
     STATUS_RANK,
+    Commit,
+    Document,
     InboxItem,
     MessageRecord,
     NewInboxItem,
+    NewOutboxItem,
+    OutboxItem,
     StatusUpdate,
     Store,
 )
@@ -20,10 +24,14 @@ from waflow.store.sqlite import SQLiteStore
 
 __all__ = [
     "STATUS_RANK",
+    "Commit",
+    "Document",
     "InboxItem",
     "MemoryStore",
     "MessageRecord",
     "NewInboxItem",
+    "NewOutboxItem",
+    "OutboxItem",
     "SQLiteStore",
     "StatusUpdate",
     "Store",

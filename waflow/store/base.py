@@ -2,9 +2,19 @@
 
 One protocol, three implementations (memory for tests, SQLite by default, Redis for many workers),
 one contract test-suite. Everything that must survive a restart lives here, never in process
-memory: the inbox of webhook events (deduplicated by message id, leased to one worker at a time,
-retried with backoff, dead-lettered after its budget) and the delivery status of sent messages.
-All methods are coroutines; implementations keep each method atomic.
+memory:
+
+- the **inbox** of webhook events (deduplicated by message id, leased to one worker at a time,
+  retried with backoff, dead-lettered after its budget);
+- the delivery **status** of sent messages;
+- **customers**: opaque JSON documents with an optimistic version, found through an index of their
+  channel ids (the conversation engine gives them meaning);
+- the **outbox** of messages to send, in order per customer, with leases, backoff and parking;
+- **deadlines** (stored, never in-process timers), **handoff codes** and **locks** with expiry.
+
+Everything the engine changes for one event — customers, index, outbox, deadlines, codes — is
+applied by :meth:`Store.commit` in one transaction, or not at all. All methods are coroutines;
+implementations keep each method atomic. The store knows nothing of flows: it is a layer below.
 """
 
 from __future__ import annotations
@@ -16,15 +26,21 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "STATUS_RANK",
+    "Commit",
+    "Document",
     "InboxItem",
     "InboxState",
     "MessageRecord",
     "NewInboxItem",
+    "NewOutboxItem",
+    "OutboxItem",
+    "OutboxState",
     "StatusUpdate",
     "Store",
 ]
 
 InboxState = Literal["pending", "done", "dead"]
+OutboxState = Literal["pending", "sent", "parked"]
 
 #: Delivery statuses in the order they can happen; a status never goes back to a lower rank, so
 #: out-of-order webhooks (read before delivered) leave the right answer. ``failed`` is final.
@@ -109,6 +125,69 @@ class MessageRecord:
         )
 
 
+@dataclass(frozen=True)
+class Document:
+    """A customer document: its id, JSON data, and version (1 after the first save)."""
+
+    id: str
+    data: dict[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class NewOutboxItem:
+    """A message to send: ``customer`` orders it, ``channel``/``business_id`` say from where."""
+
+    id: str
+    customer: str
+    channel: str
+    business_id: str
+    message: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A queued message and where it stands."""
+
+    id: str
+    customer: str
+    seq: int
+    channel: str
+    business_id: str
+    message: dict[str, Any]
+    state: OutboxState
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+    message_id: str | None = None
+    sent_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass
+class Commit:
+    """Everything one unit of work changes, applied atomically by :meth:`Store.commit`.
+
+    ``save`` holds documents whose ``version`` is the version they were loaded at (0 for new
+    ones): if any stored version differs, nothing is applied and
+    :class:`~waflow.errors.ConcurrentUpdateError` is raised. Saved documents get ``version + 1``.
+    ``index`` maps channel-id keys to customer ids (``None`` removes a key); ``deadlines`` sets or
+    (``None``) clears a customer's deadline; ``handoffs`` stores codes (JSON with ``code``);
+    ``handoffs_used`` deletes codes.
+    """
+
+    save: list[Document] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    index: dict[str, str | None] = field(default_factory=dict)
+    outbox: list[NewOutboxItem] = field(default_factory=list)
+    deadlines: dict[str, datetime | None] = field(default_factory=dict)
+    handoffs: list[dict[str, Any]] = field(default_factory=list)
+    handoffs_used: list[str] = field(default_factory=list)
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable state of a waflow app. See :mod:`waflow.store` for the implementations."""
@@ -161,6 +240,74 @@ class Store(Protocol):
 
     async def message_record(self, message_id: str) -> MessageRecord | None:
         """The delivery record of a sent message."""
+        ...
+
+    # -- customers, index, handoff codes, deadlines: read side ----------------------------------
+
+    async def document_get(self, customer_id: str) -> Document | None:
+        """A customer document by id."""
+        ...
+
+    async def index_lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        """The customer ids of those channel-id ``keys`` that are known."""
+        ...
+
+    async def handoff_get(self, code: str) -> dict[str, Any] | None:
+        """A handoff code's record, or ``None``."""
+        ...
+
+    async def deadlines_due(self, now: datetime, limit: int = 100) -> list[tuple[str, datetime]]:
+        """``(customer_id, deadline)`` pairs due at ``now``, earliest first."""
+        ...
+
+    async def commit(self, change: Commit) -> None:
+        """Apply a unit of work atomically (see :class:`Commit`)."""
+        ...
+
+    # -- locks ---------------------------------------------------------------------------------
+
+    async def lock_acquire(self, key: str, owner: str, ttl_seconds: float, now: datetime) -> bool:
+        """Take the lock ``key`` for ``owner`` until ``now + ttl`` unless someone else holds it."""
+        ...
+
+    async def lock_release(self, key: str, owner: str) -> None:
+        """Release a lock held by ``owner`` (a no-op otherwise)."""
+        ...
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    async def outbox_claim(
+        self, now: datetime, lease_seconds: float, owner: str, limit: int = 50
+    ) -> list[OutboxItem]:
+        """Lease the oldest pending message of up to ``limit`` customers whose head is due.
+
+        Only a customer's head message is ever handed out, so each customer's messages go out in
+        order; a head waiting for its retry holds back that customer's later messages.
+        """
+        ...
+
+    async def outbox_complete(
+        self, item_id: str, owner: str, message_id: str | None, now: datetime
+    ) -> None:
+        """Mark a leased message sent (with Meta's message id)."""
+        ...
+
+    async def outbox_fail(
+        self, item_id: str, owner: str, error: str, retry_at: datetime | None
+    ) -> None:
+        """Record a failed send: retry at ``retry_at``, or park it (``None``) with the reason."""
+        ...
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        """One outbox message by id."""
+        ...
+
+    async def outbox_list(self, state: OutboxState, limit: int = 100) -> list[OutboxItem]:
+        """Messages in ``state``, oldest first."""
+        ...
+
+    async def outbox_retry(self, item_id: str, now: datetime) -> bool:
+        """Put a parked message back in line; false if it is not parked."""
         ...
 
     async def close(self) -> None:

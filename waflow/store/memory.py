@@ -6,8 +6,19 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from waflow.store.base import InboxItem, MessageRecord, NewInboxItem, StatusUpdate
+from waflow.errors import ConcurrentUpdateError
+from waflow.store.base import (
+    Commit,
+    Document,
+    InboxItem,
+    MessageRecord,
+    NewInboxItem,
+    OutboxItem,
+    OutboxState,
+    StatusUpdate,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -21,6 +32,14 @@ class MemoryStore:
         self._pending: dict[str, list[str]] = {}  # customer -> keys of pending items, in order
         self._seq = 0
         self._messages: dict[str, MessageRecord] = {}
+        self._documents: dict[str, Document] = {}
+        self._index: dict[str, str] = {}
+        self._handoffs: dict[str, dict[str, Any]] = {}
+        self._deadlines: dict[str, datetime] = {}
+        self._locks: dict[str, tuple[str, datetime]] = {}
+        self._outbox: dict[str, OutboxItem] = {}
+        self._outbox_queues: dict[str, list[str]] = {}  # customer -> pending ids, in order
+        self._outbox_seq = 0
 
     async def inbox_add(self, items: Sequence[NewInboxItem], now: datetime) -> list[bool]:
         with self._lock:
@@ -156,6 +175,182 @@ class MemoryStore:
     async def message_record(self, message_id: str) -> MessageRecord | None:
         with self._lock:
             return self._messages.get(message_id)
+
+    # -- customers ---------------------------------------------------------------------------
+
+    async def document_get(self, customer_id: str) -> Document | None:
+        with self._lock:
+            return self._documents.get(customer_id)
+
+    async def index_lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            return {key: self._index[key] for key in keys if key in self._index}
+
+    async def handoff_get(self, code: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._handoffs.get(code)
+
+    async def deadlines_due(self, now: datetime, limit: int = 100) -> list[tuple[str, datetime]]:
+        with self._lock:
+            due = sorted((at, cid) for cid, at in self._deadlines.items() if at <= now)
+            return [(cid, at) for at, cid in due[:limit]]
+
+    async def commit(self, change: Commit) -> None:
+        with self._lock:
+            for document in change.save:
+                current = self._documents.get(document.id)
+                stored = 0 if current is None else current.version
+                if stored != document.version:
+                    raise ConcurrentUpdateError(
+                        f"customer {document.id} is at version {stored}, not {document.version}"
+                    )
+            for document in change.save:
+                self._documents[document.id] = Document(
+                    document.id, document.data, document.version + 1
+                )
+            for customer_id in change.delete:
+                self._documents.pop(customer_id, None)
+                self._deadlines.pop(customer_id, None)
+            for key, owner in change.index.items():
+                if owner is None:
+                    self._index.pop(key, None)
+                else:
+                    self._index[key] = owner
+            for deadline_owner, at in change.deadlines.items():
+                if at is None:
+                    self._deadlines.pop(deadline_owner, None)
+                else:
+                    self._deadlines[deadline_owner] = at
+            for record in change.handoffs:
+                self._handoffs[str(record["code"])] = record
+            for code in change.handoffs_used:
+                self._handoffs.pop(code, None)
+            for new in change.outbox:
+                if new.id in self._outbox:
+                    continue
+                self._outbox_seq += 1
+                self._outbox[new.id] = OutboxItem(
+                    id=new.id,
+                    customer=new.customer,
+                    seq=self._outbox_seq,
+                    channel=new.channel,
+                    business_id=new.business_id,
+                    message=new.message,
+                    state="pending",
+                    attempts=0,
+                    created_at=new.created_at,
+                    next_attempt_at=new.created_at,
+                )
+                self._outbox_queues.setdefault(new.customer, []).append(new.id)
+
+    # -- locks ---------------------------------------------------------------------------------
+
+    async def lock_acquire(self, key: str, owner: str, ttl_seconds: float, now: datetime) -> bool:
+        with self._lock:
+            held = self._locks.get(key)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._locks[key] = (owner, now + timedelta(seconds=ttl_seconds))
+            return True
+
+    async def lock_release(self, key: str, owner: str) -> None:
+        with self._lock:
+            held = self._locks.get(key)
+            if held is not None and held[0] == owner:
+                del self._locks[key]
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    async def outbox_claim(
+        self, now: datetime, lease_seconds: float, owner: str, limit: int = 50
+    ) -> list[OutboxItem]:
+        with self._lock:
+            heads = []
+            for queue in self._outbox_queues.values():
+                head = self._outbox[queue[0]]
+                leased = head.lease_until is not None and head.lease_until > now
+                if head.next_attempt_at <= now and not leased:
+                    heads.append(head)
+            heads.sort(key=lambda item: item.seq)
+            claimed = []
+            until = now + timedelta(seconds=lease_seconds)
+            for head in heads[:limit]:
+                leased_item = dataclasses.replace(head, lease_owner=owner, lease_until=until)
+                self._outbox[head.id] = leased_item
+                claimed.append(leased_item)
+            return claimed
+
+    def _leased_outbox(self, item_id: str, owner: str) -> OutboxItem | None:
+        item = self._outbox.get(item_id)
+        if item is None or item.state != "pending" or item.lease_owner != owner:
+            return None
+        return item
+
+    def _outbox_dequeue(self, item: OutboxItem) -> None:
+        queue = self._outbox_queues.get(item.customer, [])
+        if item.id in queue:
+            queue.remove(item.id)
+        if not queue:
+            self._outbox_queues.pop(item.customer, None)
+
+    async def outbox_complete(
+        self, item_id: str, owner: str, message_id: str | None, now: datetime
+    ) -> None:
+        with self._lock:
+            item = self._leased_outbox(item_id, owner)
+            if item is None:
+                return
+            self._outbox[item_id] = dataclasses.replace(
+                item,
+                state="sent",
+                attempts=item.attempts + 1,
+                message_id=message_id,
+                sent_at=now,
+                lease_owner=None,
+                lease_until=None,
+            )
+            self._outbox_dequeue(item)
+
+    async def outbox_fail(
+        self, item_id: str, owner: str, error: str, retry_at: datetime | None
+    ) -> None:
+        with self._lock:
+            item = self._leased_outbox(item_id, owner)
+            if item is None:
+                return
+            self._outbox[item_id] = dataclasses.replace(
+                item,
+                state="pending" if retry_at is not None else "parked",
+                attempts=item.attempts + 1,
+                last_error=error,
+                next_attempt_at=retry_at or item.next_attempt_at,
+                lease_owner=None,
+                lease_until=None,
+            )
+            if retry_at is None:
+                self._outbox_dequeue(item)
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        with self._lock:
+            return self._outbox.get(item_id)
+
+    async def outbox_list(self, state: OutboxState, limit: int = 100) -> list[OutboxItem]:
+        with self._lock:
+            items = [item for item in self._outbox.values() if item.state == state]
+            return sorted(items, key=lambda item: item.seq)[:limit]
+
+    async def outbox_retry(self, item_id: str, now: datetime) -> bool:
+        with self._lock:
+            item = self._outbox.get(item_id)
+            if item is None or item.state != "parked":
+                return False
+            self._outbox[item_id] = dataclasses.replace(
+                item, state="pending", next_attempt_at=now, last_error=item.last_error
+            )
+            queue = self._outbox_queues.setdefault(item.customer, [])
+            queue.append(item_id)
+            queue.sort(key=lambda key: self._outbox[key].seq)
+            return True
 
     async def close(self) -> None:
         return None

@@ -15,9 +15,20 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from waflow.store.base import InboxItem, InboxState, MessageRecord, NewInboxItem, StatusUpdate
+from waflow.errors import ConcurrentUpdateError
+from waflow.store.base import (
+    Commit,
+    Document,
+    InboxItem,
+    InboxState,
+    MessageRecord,
+    NewInboxItem,
+    OutboxItem,
+    OutboxState,
+    StatusUpdate,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -47,6 +58,50 @@ MIGRATIONS: list[str] = [
         record TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE documents (
+        id TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        version INTEGER NOT NULL
+    );
+    CREATE TABLE id_index (
+        key TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL
+    );
+    CREATE TABLE handoffs (
+        code TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE deadlines (
+        customer_id TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+    CREATE INDEX deadlines_at ON deadlines (at);
+    CREATE TABLE locks (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until REAL NOT NULL
+    );
+    CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL UNIQUE,
+        customer TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        business_id TEXT NOT NULL,
+        message TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        message_id TEXT,
+        sent_at REAL,
+        lease_owner TEXT,
+        lease_until REAL
+    );
+    CREATE INDEX outbox_pending ON outbox (customer, seq) WHERE state = 'pending';
+    CREATE INDEX outbox_parked ON outbox (seq) WHERE state = 'parked';
+    """,
 ]
 
 
@@ -70,6 +125,27 @@ def _row_item(row: sqlite3.Row) -> InboxItem:
         received_at=_dt(row["received_at"]),  # type: ignore[arg-type]
         next_attempt_at=_dt(row["next_attempt_at"]),  # type: ignore[arg-type]
         last_error=row["last_error"],
+        lease_owner=row["lease_owner"],
+        lease_until=_dt(row["lease_until"]),
+    )
+
+
+def _row_outbox(row: sqlite3.Row) -> OutboxItem:
+    state: OutboxState = row["state"]
+    return OutboxItem(
+        id=row["id"],
+        customer=row["customer"],
+        seq=row["seq"],
+        channel=row["channel"],
+        business_id=row["business_id"],
+        message=json.loads(row["message"]),
+        state=state,
+        attempts=row["attempts"],
+        created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+        next_attempt_at=_dt(row["next_attempt_at"]),  # type: ignore[arg-type]
+        last_error=row["last_error"],
+        message_id=row["message_id"],
+        sent_at=_dt(row["sent_at"]),
         lease_owner=row["lease_owner"],
         lease_until=_dt(row["lease_until"]),
     )
@@ -293,6 +369,214 @@ class SQLiteStore:
             return None if row is None else _record_from_json(row["record"])
 
         return self._run(get)
+
+    # -- customers ---------------------------------------------------------------------------
+
+    async def document_get(self, customer_id: str) -> Document | None:
+        def get(db: sqlite3.Connection) -> Document | None:
+            row = db.execute(
+                "SELECT data, version FROM documents WHERE id = ?", (customer_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return Document(customer_id, json.loads(row["data"]), row["version"])
+
+        return self._run(get)
+
+    async def index_lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        def lookup(db: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for key in keys:
+                row = db.execute(
+                    "SELECT customer_id FROM id_index WHERE key = ?", (key,)
+                ).fetchone()
+                if row is not None:
+                    found[key] = row["customer_id"]
+            return found
+
+        return self._run(lookup)
+
+    async def handoff_get(self, code: str) -> dict[str, Any] | None:
+        def get(db: sqlite3.Connection) -> dict[str, Any] | None:
+            row = db.execute("SELECT record FROM handoffs WHERE code = ?", (code,)).fetchone()
+            return None if row is None else dict(json.loads(row["record"]))
+
+        return self._run(get)
+
+    async def deadlines_due(self, now: datetime, limit: int = 100) -> list[tuple[str, datetime]]:
+        def due(db: sqlite3.Connection) -> list[tuple[str, datetime]]:
+            rows = db.execute(
+                "SELECT customer_id, at FROM deadlines WHERE at <= ? ORDER BY at LIMIT ?",
+                (_ts(now), limit),
+            ).fetchall()
+            return [(row["customer_id"], _dt(row["at"])) for row in rows]  # type: ignore[misc]
+
+        return self._run(due)
+
+    async def commit(self, change: Commit) -> None:
+        def apply(db: sqlite3.Connection) -> None:
+            for document in change.save:
+                row = db.execute(
+                    "SELECT version FROM documents WHERE id = ?", (document.id,)
+                ).fetchone()
+                stored = 0 if row is None else row["version"]
+                if stored != document.version:
+                    raise ConcurrentUpdateError(
+                        f"customer {document.id} is at version {stored}, not {document.version}"
+                    )
+            for document in change.save:
+                db.execute(
+                    "INSERT OR REPLACE INTO documents (id, data, version) VALUES (?, ?, ?)",
+                    (document.id, json.dumps(document.data), document.version + 1),
+                )
+            for customer_id in change.delete:
+                db.execute("DELETE FROM documents WHERE id = ?", (customer_id,))
+                db.execute("DELETE FROM deadlines WHERE customer_id = ?", (customer_id,))
+            for key, owner in change.index.items():
+                if owner is None:
+                    db.execute("DELETE FROM id_index WHERE key = ?", (key,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO id_index (key, customer_id) VALUES (?, ?)",
+                        (key, owner),
+                    )
+            for deadline_owner, at in change.deadlines.items():
+                if at is None:
+                    db.execute("DELETE FROM deadlines WHERE customer_id = ?", (deadline_owner,))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO deadlines (customer_id, at) VALUES (?, ?)",
+                        (deadline_owner, _ts(at)),
+                    )
+            for record in change.handoffs:
+                db.execute(
+                    "INSERT OR REPLACE INTO handoffs (code, record) VALUES (?, ?)",
+                    (str(record["code"]), json.dumps(record)),
+                )
+            for code in change.handoffs_used:
+                db.execute("DELETE FROM handoffs WHERE code = ?", (code,))
+            if change.outbox:
+                seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+                for new in change.outbox:
+                    seq += 1
+                    db.execute(
+                        "INSERT OR IGNORE INTO outbox (id, seq, customer, channel, business_id,"
+                        " message, state, created_at, next_attempt_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                        (
+                            new.id,
+                            seq,
+                            new.customer,
+                            new.channel,
+                            new.business_id,
+                            json.dumps(new.message),
+                            _ts(new.created_at),
+                            _ts(new.created_at),
+                        ),
+                    )
+
+        self._run(apply)
+
+    # -- locks ---------------------------------------------------------------------------------
+
+    async def lock_acquire(self, key: str, owner: str, ttl_seconds: float, now: datetime) -> bool:
+        def acquire(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT owner, until FROM locks WHERE key = ?", (key,)).fetchone()
+            if row is not None and row["owner"] != owner and row["until"] > _ts(now):
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO locks (key, owner, until) VALUES (?, ?, ?)",
+                (key, owner, _ts(now) + ttl_seconds),
+            )
+            return True
+
+        return self._run(acquire)
+
+    async def lock_release(self, key: str, owner: str) -> None:
+        self._run(
+            lambda db: db.execute("DELETE FROM locks WHERE key = ? AND owner = ?", (key, owner))
+        )
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    async def outbox_claim(
+        self, now: datetime, lease_seconds: float, owner: str, limit: int = 50
+    ) -> list[OutboxItem]:
+        def claim(db: sqlite3.Connection) -> list[OutboxItem]:
+            stamp = _ts(now)
+            rows = db.execute(
+                "SELECT * FROM outbox AS o WHERE state = 'pending' AND seq = (SELECT MIN(seq)"
+                " FROM outbox WHERE customer = o.customer AND state = 'pending')"
+                " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
+                " ORDER BY seq LIMIT ?",
+                (stamp, stamp, limit),
+            ).fetchall()
+            until = stamp + lease_seconds
+            claimed = []
+            for row in rows:
+                db.execute(
+                    "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    (owner, until, row["id"]),
+                )
+                item = _row_outbox(row)
+                claimed.append(
+                    OutboxItem(**{**item.__dict__, "lease_owner": owner, "lease_until": _dt(until)})
+                )
+            return claimed
+
+        return self._run(claim)
+
+    async def outbox_complete(
+        self, item_id: str, owner: str, message_id: str | None, now: datetime
+    ) -> None:
+        self._run(
+            lambda db: db.execute(
+                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, message_id = ?,"
+                " sent_at = ?, lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+                (message_id, _ts(now), item_id, owner),
+            )
+        )
+
+    async def outbox_fail(
+        self, item_id: str, owner: str, error: str, retry_at: datetime | None
+    ) -> None:
+        state = "pending" if retry_at is not None else "parked"
+        self._run(
+            lambda db: db.execute(
+                "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
+                " next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = NULL,"
+                " lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+                (state, error, None if retry_at is None else _ts(retry_at), item_id, owner),
+            )
+        )
+
+    async def outbox_get(self, item_id: str) -> OutboxItem | None:
+        def get(db: sqlite3.Connection) -> OutboxItem | None:
+            row = db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)).fetchone()
+            return None if row is None else _row_outbox(row)
+
+        return self._run(get)
+
+    async def outbox_list(self, state: OutboxState, limit: int = 100) -> list[OutboxItem]:
+        def listed(db: sqlite3.Connection) -> list[OutboxItem]:
+            rows = db.execute(
+                "SELECT * FROM outbox WHERE state = ? ORDER BY seq LIMIT ?", (state, limit)
+            ).fetchall()
+            return [_row_outbox(row) for row in rows]
+
+        return self._run(listed)
+
+    async def outbox_retry(self, item_id: str, now: datetime) -> bool:
+        def retry(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?"
+                " WHERE id = ? AND state = 'parked'",
+                (_ts(now), item_id),
+            )
+            return cursor.rowcount == 1
+
+        return self._run(retry)
 
     async def close(self) -> None:
         with self._lock:
