@@ -34,6 +34,7 @@ __all__ = [
     "send_sync",
     "stream_async",
     "stream_sync",
+    "timeout_extension",
 ]
 
 Request = httpx.Request
@@ -59,6 +60,11 @@ def make_timeout(timeout: TimeoutTypes = DEFAULT_TIMEOUT) -> httpx.Timeout:
     return httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
 
 
+def timeout_extension(timeout: TimeoutTypes) -> dict[str, Any]:
+    """The per-request ``timeout`` extension httpx takes, for :func:`make_timeout`'s rules."""
+    return dict(make_timeout(timeout).as_dict())
+
+
 def new_sync_client(timeout: TimeoutTypes = DEFAULT_TIMEOUT) -> httpx.Client:
     """A fresh synchronous httpx client owned by a waflow client."""
     return httpx.Client(timeout=make_timeout(timeout), follow_redirects=True)
@@ -81,10 +87,16 @@ def build_request(
     files: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
     timeout: TimeoutTypes | None = None,
+    timeout_extension: Mapping[str, Any] | None = None,
 ) -> httpx.Request:
-    """Build a request with the client's defaults (``timeout=None`` keeps the client's timeout)."""
+    """Build a request with the client's defaults (no timeout keeps the client's timeout).
+
+    ``timeout_extension`` is a precomputed :func:`timeout_extension` (cheaper per request).
+    """
     extensions: dict[str, Any] = {}
-    if timeout is not None:
+    if timeout_extension is not None:
+        extensions["timeout"] = timeout_extension
+    elif timeout is not None:
         extensions["timeout"] = make_timeout(timeout).as_dict()
     return client.build_request(
         method,

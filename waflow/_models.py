@@ -9,15 +9,9 @@ Meta adds is lost.
 from __future__ import annotations
 
 from collections.abc import Sequence, Sized
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    ModelWrapValidatorHandler,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import Self
 
 from waflow.errors import MessageValidationError
@@ -94,6 +88,10 @@ def _describe(exc: ValidationError, model: str) -> str:
     return "; ".join(parts)
 
 
+def _converted(exc: ValidationError, model: str) -> MessageValidationError:
+    return MessageValidationError(f"invalid {model}: {_describe(exc, model)}")
+
+
 class OutboundModel(BaseModel):
     """A payload waflow sends: strict, no unknown fields, Meta's limits checked on construction.
 
@@ -103,15 +101,40 @@ class OutboundModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=False)
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _as_waflow_error(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+    # The conversion happens where a model is entered (its constructor, model_validate), not in a
+    # validator on every nested model: building a message stays cheap, and a nested model's
+    # failure surfaces through the outermost entry point.
+    def __init__(self, /, **data: Any) -> None:
         try:
-            return handler(data)
+            super().__init__(**data)
         except ValidationError as exc:
-            raise MessageValidationError(
-                f"invalid {cls.__name__}: {_describe(exc, cls.__name__)}"
-            ) from None
+            raise _converted(exc, type(self).__name__) from None
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: Literal["allow", "ignore", "forbid"] | None = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Validate ``obj``; failures raise :class:`~waflow.errors.MessageValidationError`."""
+        try:
+            return super().model_validate(
+                obj,
+                strict=strict,
+                extra=extra,
+                from_attributes=from_attributes,
+                context=context,
+                by_alias=by_alias,
+                by_name=by_name,
+            )
+        except ValidationError as exc:
+            raise _converted(exc, cls.__name__) from None
 
     def dump(self) -> dict[str, Any]:
         """This payload as Meta expects it: JSON types, unset optional fields left out."""

@@ -41,6 +41,7 @@ from waflow._http import (
     send_sync,
     stream_async,
     stream_sync,
+    timeout_extension,
 )
 from waflow._version import __version__
 from waflow.clock import Clock, SystemClock
@@ -143,13 +144,17 @@ def _check_max_retries(max_retries: int) -> None:
 class _Backoff(wait_base):
     """Retry-After first, then the pair-rate backoff, then capped exponential backoff with jitter."""
 
-    def __init__(self, rng: random.Random, max_retry_after: float) -> None:
+    def __init__(self, rng: random.Random, max_retry_after: float, offset: int = 0) -> None:
         self.rng = rng
         self.max_retry_after = max_retry_after
+        self.offset = offset  # failed attempts made before tenacity took over
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        retries = retry_state.attempt_number  # failed attempts so far, >= 1
         exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return self.delay(retry_state.attempt_number + self.offset, exc)
+
+    def delay(self, retries: int, exc: BaseException | None) -> float:
+        """The wait after the ``retries``-th failed attempt (>= 1) that raised ``exc``."""
         if isinstance(exc, APIStatusError):
             if exc.retry_after is not None:
                 return min(exc.retry_after, self.max_retry_after)
@@ -221,11 +226,24 @@ class _GraphCore:
         return clone
 
     def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.access_token.get_secret_value()}",
-            "User-Agent": _USER_AGENT,
-            "Accept": "application/json",
-        }
+        # Cached per token object: rebuilt only after with_options(access_token=...).
+        cached = self.__dict__.get("_header_cache")
+        if cached is None or cached[0] is not self.access_token:
+            headers = {
+                "Authorization": f"Bearer {self.access_token.get_secret_value()}",
+                "User-Agent": _USER_AGENT,
+                "Accept": "application/json",
+            }
+            cached = (self.access_token, headers)
+            self.__dict__["_header_cache"] = cached
+        return cached[1]
+
+    def _timeout(self) -> dict[str, Any]:
+        cached = self.__dict__.get("_timeout_cache")
+        if cached is None or cached[0] is not self.timeout:
+            cached = (self.timeout, timeout_extension(self.timeout))
+            self.__dict__["_timeout_cache"] = cached
+        return cached[1]
 
     def _build(self, http: SyncHTTPClient | AsyncHTTPClient, req: GraphRequest) -> Request:
         return build_request(
@@ -237,13 +255,25 @@ class _GraphCore:
             json=req.json,
             files=req.files,
             data=req.data,
-            timeout=self.timeout,
+            timeout_extension=self._timeout(),
         )
+
+    def _first_retry_wait(self, req: GraphRequest, exc: APIError) -> float | None:
+        """The wait before the first retry, or ``None`` when ``exc`` must not be retried.
+
+        The first attempt runs outside tenacity, which only takes over after a retryable failure:
+        the common, successful send pays nothing for the retry machinery.
+        """
+        if self.max_retries == 0 or not should_retry(req, exc):
+            return None
+        wait = _Backoff(self.rng, self.max_retry_after).delay(1, exc)
+        logger.info("retrying Graph request in %.2fs after: %s", wait, exc)
+        return wait
 
     def _retrying_options(self, req: GraphRequest) -> dict[str, Any]:
         return {
-            "stop": stop_after_attempt(self.max_retries + 1),
-            "wait": _Backoff(self.rng, self.max_retry_after),
+            "stop": stop_after_attempt(self.max_retries),
+            "wait": _Backoff(self.rng, self.max_retry_after, offset=1),
             "retry": retry_if_exception(lambda exc: should_retry(req, exc)),
             "before_sleep": _log_retry,
             "reraise": True,
@@ -253,7 +283,8 @@ class _GraphCore:
         self, req: GraphRequest, request: Request, response: Response, retries: int
     ) -> GraphResponse:
         status = response.status_code
-        logger.debug("%s %s -> %s", req.method, request.url.path, status)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> %s", req.method, request.url.path, status)
         if status >= 400:
             raise error_from_response(
                 status_code=status,
@@ -293,10 +324,17 @@ class SyncGraph(_GraphCore):
 
     def request(self, req: GraphRequest) -> GraphResponse:
         """Perform ``req`` with pacing and retries; raise an :class:`APIError` subclass on failure."""
+        try:
+            return self._attempt(req, 0)
+        except APIError as exc:
+            wait = self._first_retry_wait(req, exc)
+            if wait is None:
+                raise
+        self.clock.sleep(wait)
         retrying = Retrying(sleep=self.clock.sleep, **self._retrying_options(req))
         for attempt in retrying:
             with attempt:
-                return self._attempt(req, attempt.retry_state.attempt_number - 1)
+                return self._attempt(req, attempt.retry_state.attempt_number)
         raise AssertionError(
             "unreachable: tenacity either returns or re-raises"
         )  # pragma: no cover
@@ -337,10 +375,17 @@ class AsyncGraph(_GraphCore):
 
     async def request(self, req: GraphRequest) -> GraphResponse:
         """Perform ``req`` with pacing and retries; raise an :class:`APIError` subclass on failure."""
+        try:
+            return await self._attempt(req, 0)
+        except APIError as exc:
+            wait = self._first_retry_wait(req, exc)
+            if wait is None:
+                raise
+        await self.clock.asleep(wait)
         retrying = AsyncRetrying(sleep=self.clock.asleep, **self._retrying_options(req))
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(req, attempt.retry_state.attempt_number - 1)
+                return await self._attempt(req, attempt.retry_state.attempt_number)
         raise AssertionError(
             "unreachable: tenacity either returns or re-raises"
         )  # pragma: no cover

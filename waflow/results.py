@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["SendResult"]
 
 
-class SendResult(BaseModel):
+@dataclass(frozen=True, slots=True)
+class SendResult:
     """Meta accepted a message.
 
     ``message_id`` is the WhatsApp ``wamid`` or the Messenger ``mid``. On WhatsApp, ``wa_id`` is the
@@ -17,9 +17,10 @@ class SendResult(BaseModel):
     ``message_status`` appears for templates (``accepted``, ``held_for_quality_assessment``,
     ``paused``); on Messenger, ``recipient_id`` is the customer's page-scoped id. ``retries_taken``
     counts the client's retries; ``raw`` is Meta's answer as received.
-    """
 
-    model_config = ConfigDict(frozen=True)
+    A plain frozen dataclass, not a validated model: it is built from an answer waflow has already
+    checked, on every send, where validation would only cost time.
+    """
 
     channel: Literal["whatsapp", "messenger"]
     message_id: str
@@ -28,4 +29,4 @@ class SendResult(BaseModel):
     recipient_id: str | None = None
     message_status: str | None = None
     retries_taken: int = 0
-    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
