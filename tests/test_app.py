@@ -263,7 +263,7 @@ async def test_a_raising_handler_is_retried_then_dead_lettered_and_replayable(
     assert len(attempts) == 3
     assert any("dead-lettered" in r.getMessage() for r in caplog.records)
 
-    (dead,) = await app.inbox.dead_letters()
+    (dead,) = await app.dead_letters()
     assert dead.event.id == "wamid.TEST1"
     assert dead.attempts == 3
     assert dead.last_error == "RuntimeError: database is down"
@@ -272,10 +272,10 @@ async def test_a_raising_handler_is_retried_then_dead_lettered_and_replayable(
     assert len(attempts) == 3  # dead letters are not retried on their own
 
     broken = False
-    assert await app.inbox.replay(dead.key) is True
+    assert await app.replay(dead.key) is True
     assert len(attempts) == 4
     assert fake.sent.texts() == ["Danke!"]
-    assert await app.inbox.dead_letters() == []
+    assert await app.dead_letters() == []
 
 
 async def test_a_failing_event_holds_back_the_same_customers_later_events(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
@@ -33,10 +32,12 @@ from waflow.config import Settings
 from waflow.errors import ConfigError, WebhookPayloadError, WebhookVerificationError
 from waflow.events import Event
 from waflow.filters import Filter
-from waflow.inbox import DEFAULT_RETRY_DELAYS, Inbox, customer_key, mask
+from waflow.flows.engine import Engine
+from waflow.inbox import DEFAULT_RETRY_DELAYS, DeadLetter, Inbox, customer_key, mask
+from waflow.outbox import Outbox
 from waflow.routing import H, HandlerContext, Middleware, Outgoing, Router
 from waflow.store import Store, open_store
-from waflow.store.base import StatusUpdate
+from waflow.store.base import Commit, StatusUpdate
 from waflow.webhooks import parse, verify_signature, verify_subscription
 from waflow.whatsapp.events import WhatsAppStatus
 
@@ -125,6 +126,7 @@ class App:
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         verify_signatures: bool = True,
         retry_interval: float = 1.0,
+        engine: Engine | None = None,
     ) -> None:
         if verify_signatures and not app_secret:
             raise ConfigError(
@@ -142,6 +144,14 @@ class App:
         self.path = path
         self.retry_interval = retry_interval
         self.inbox = Inbox(self.store, self._handle, clock=self.clock, retry_delays=retry_delays)
+        self.engine = engine
+        self.outbox = Outbox(
+            self.store,
+            whatsapp=whatsapp,
+            messenger=messenger,
+            clock=self.clock,
+            guard=engine.send_guard if engine is not None else None,
+        )
         self._whatsapp = _by_business(whatsapp, "phone_number_id")
         self._messenger = _by_business(messenger, "page_id")
 
@@ -193,8 +203,25 @@ class App:
         return asyncio.run(self.dispatch(request))
 
     async def run_pending(self) -> int:
-        """Handle every due event: retries, events recorded with ``process=False``, leftovers."""
-        return await self.inbox.process()
+        """Do everything that is due now: handle events (retries, leftovers, events recorded with
+        ``process=False``), fire flow deadlines, and send queued messages. Returns the number of
+        events handled."""
+        handled = await self.inbox.process()
+        if self.engine is not None:
+            await self.engine.tick()
+        await self.outbox.drain()
+        return handled
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Events whose handlers kept failing, oldest first (see :meth:`replay`)."""
+        return await self.inbox.dead_letters(limit)
+
+    async def replay(self, key: str) -> bool:
+        """Handle a dead-lettered event again now (and send its replies); false if not dead."""
+        replayed = await self.inbox.replay(key)
+        if replayed:
+            await self.outbox.drain()
+        return replayed
 
     def _handshake(self, request: WebhookRequest) -> WebhookResponse:
         if self.verify_token is None:
@@ -244,6 +271,10 @@ class App:
             await self.inbox.process(customer_key(event) for event in events)
         except Exception:
             logger.exception("inbox processing failed; the events stay recorded for a retry")
+        try:
+            await self.outbox.drain()
+        except Exception:
+            logger.exception("sending queued messages failed; they stay queued for a retry")
 
     # -- handling --------------------------------------------------------------------------------
 
@@ -265,12 +296,14 @@ class App:
                     callback_data=event.biz_opaque_callback_data,
                 )
             )
+        if self.engine is not None and await self.engine.handle(event):
+            return
         handled = await self.router.handle(event, ctx)
         if not handled and event.is_from_customer:
             logger.debug(
                 "no handler for a %s %s from %s", event.channel, event.kind, mask(event.sender_id)
             )
-        await self._deliver(ctx.replies)
+        await self._queue(event, ctx.replies)
 
     def _client_for(self, channel: str, business_id: str | None) -> Any:
         clients = self._whatsapp if channel == "whatsapp" else self._messenger
@@ -283,17 +316,24 @@ class App:
             return first.for_phone_number(business_id)
         return None
 
-    async def _deliver(self, replies: Sequence[Outgoing]) -> None:
+    async def _queue(self, event: Event, replies: Sequence[Outgoing]) -> None:
+        """Write a handler's replies to the outbox (they are sent right after, in order)."""
+        if not replies:
+            return
+        items = []
         for outgoing in replies:
-            client = self._client_for(outgoing.channel, outgoing.business_id)
-            if client is None:
-                raise ConfigError(
-                    f"no {outgoing.channel} client for {outgoing.business_id}: pass "
-                    f"{outgoing.channel}= to App"
+            if outgoing.business_id is None:
+                raise ConfigError(f"cannot reply to a {event.kind} event: no receiving number")
+            items.append(
+                self.outbox.draft(
+                    outgoing.message,
+                    channel=outgoing.channel,
+                    business_id=outgoing.business_id,
+                    customer=customer_key(event),
+                    checked=False,
                 )
-            result = client.send(outgoing.message)
-            if inspect.isawaitable(result):
-                await result
+            )
+        await self.store.commit(Commit(outbox=items))
 
     # -- ASGI ------------------------------------------------------------------------------------
 
@@ -334,15 +374,21 @@ class App:
             await self._process(events)
 
     async def _lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
-        runner: asyncio.Task[None] | None = None
+        runners: list[asyncio.Task[None]] = []
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                runner = asyncio.create_task(self.inbox.run(self.retry_interval))
+                runners = [
+                    asyncio.create_task(self.inbox.run(self.retry_interval)),
+                    asyncio.create_task(self.outbox.run(self.retry_interval / 2)),
+                ]
+                if self.engine is not None:
+                    runners.append(asyncio.create_task(self.engine.run(self.retry_interval)))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if runner is not None:
+                for runner in runners:
                     runner.cancel()
+                for runner in runners:
                     with contextlib.suppress(asyncio.CancelledError):
                         await runner
                 await self.store.close()

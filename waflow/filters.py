@@ -12,27 +12,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from waflow.events import Event
 
-if TYPE_CHECKING:
-    from waflow.routing import HandlerContext
-
 __all__ = [
     "Filter",
+    "HandlerContext",
     "business",
     "channel",
     "kind",
     "message_type",
     "payload",
+    "payload_of",
     "referral",
     "regex",
     "text",
     "when",
 ]
 
-Predicate = Callable[[Event, "HandlerContext"], bool]
+
+class HandlerContext(Protocol):
+    """What filters need of a handler context: a place for a regex match (routers and flows)."""
+
+    match: re.Match[str] | None
+
+
+Predicate = Callable[[Event, HandlerContext], bool]
 
 
 class Filter:
