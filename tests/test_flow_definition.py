@@ -297,7 +297,7 @@ def trap() -> None:
         start.to("done", F.text("bye"))
 
 
-def trap_that_only_stays() -> None:
+def test_a_state_that_only_stays_is_alive_not_a_trap() -> None:
     class Loop(Flow):  # type: ignore[type-arg]
         start = State(initial=True)
         waiting = State()
@@ -306,6 +306,8 @@ def trap_that_only_stays() -> None:
         start.to("done", F.text("bye"))
         waiting.to(None, F.text("help"))
         waiting.to("waiting", F.text("again"))
+
+    assert [state.name for state in Loop.states()] == ["start", "waiting", "done"]
 
 
 def final_with_transition() -> None:
@@ -476,8 +478,7 @@ DEFINITION_ERRORS = [
     (foreign_state_target, "Foreign", "goes to State('done', final=True), which is not a state of this flow"),
     (unknown_anywhere_target, "NowhereToGo", "an anywhere-transition (stop) goes to unknown state 'ended'"),
     (unreachable, "Island", "state 'limbo' cannot be reached from the initial state 'start'"),
-    (trap, "Stuck", "state 'waiting' is a trap: nothing leads out of it"),
-    (trap_that_only_stays, "Loop", "state 'waiting' is a trap: nothing leads out of it"),
+    (trap, "Stuck", "state 'waiting' is a trap: no transition, timeout or Flow.anywhere"),
     (final_with_transition, "Restart", "final state 'done' has outgoing transitions or a timeout"),
     (final_with_timeout, "LateEnd", "final state 'done' has outgoing transitions or a timeout"),
     (timeout_without_handler, "Forgetful", "state 'waiting' has a timeout but no transition for it; add @waiting.on_timeout(to=...)"),

@@ -161,24 +161,42 @@ class Engine:
             if primary.was_applied(event.dedupe_key) and not merged and not new_keys:
                 return primary.state is not None
             handled, ctx = await self._transition(primary, event, now)
-            index: dict[str, str | None] = {linked.key: primary.id for linked in primary.ids}
-            items = self._items(primary, ctx)
-            change = Commit(
-                # Merged-away records are saved (version-checked) and deleted in one commit, so a
-                # record that changed meanwhile makes the whole merge retry.
-                save=[Document(c.id, c.to_document(), c.version) for c in (primary, *merged)],
-                delete=[other.id for other in merged],
-                index=index,
-                outbox=items,
-                handoffs=[code.model_dump(mode="json") for code in ctx.new_handoffs],
-                handoffs_used=[used_code] if used_code else [],
-            )
-            if ctx.state_changed:
-                change.deadlines[primary.id] = primary.deadline
-            for other in merged:
-                change.deadlines[other.id] = None
-            await self.store.commit(change)
+            async with self._linked_by_handler(primary, ctx) as more:
+                merged.extend(more)
+                index: dict[str, str | None] = {linked.key: primary.id for linked in primary.ids}
+                items = self._items(primary, ctx)
+                await self._commit_event(primary, merged, index, items, ctx, used_code)
             return handled
+
+    def _linked_by_handler(self, primary: Customer, ctx: FlowContext[Any]) -> _Merge:
+        """Customers who own ids the handler just linked (a phone number): they are the same
+        person as ``primary`` and are merged into it, under their own locks."""
+        return _Merge(self, primary, [linked.key for linked in ctx.new_ids])
+
+    async def _commit_event(
+        self,
+        primary: Customer,
+        merged: list[Customer],
+        index: dict[str, str | None],
+        items: list[NewOutboxItem],
+        ctx: FlowContext[Any],
+        used_code: str | None,
+    ) -> None:
+        change = Commit(
+            # Merged-away records are saved (version-checked) and deleted in one commit, so a
+            # record that changed meanwhile makes the whole merge retry.
+            save=[Document(c.id, c.to_document(), c.version) for c in (primary, *merged)],
+            delete=[other.id for other in merged],
+            index=index,
+            outbox=items,
+            handoffs=[code.model_dump(mode="json") for code in ctx.new_handoffs],
+            handoffs_used=[used_code] if used_code else [],
+        )
+        if ctx.state_changed:
+            change.deadlines[primary.id] = primary.deadline
+        for other in merged:
+            change.deadlines[other.id] = None
+        await self.store.commit(change)
 
     async def _transition(
         self, customer: Customer, event: Event, now: datetime
@@ -463,6 +481,35 @@ class Engine:
 
     def _locked(self, customer_ids: Sequence[str]) -> _Locks:
         return _Locks(self, sorted(set(customer_ids)))
+
+
+class _Merge:
+    """Finds, locks and loads the customers that own ``keys`` (other than ``primary``), merges
+    them into ``primary`` and yields them; their locks are held until the block ends."""
+
+    def __init__(self, engine: Engine, primary: Customer, keys: list[str]) -> None:
+        self.engine = engine
+        self.primary = primary
+        self.keys = keys
+        self.locks: _Locks | None = None
+
+    async def __aenter__(self) -> list[Customer]:
+        if not self.keys:
+            return []
+        owners = await self.engine.store.index_lookup(self.keys)
+        others = sorted({cid for cid in owners.values() if cid != self.primary.id})
+        if not others:
+            return []
+        self.locks = _Locks(self.engine, others)
+        await self.locks.__aenter__()
+        loaded = await self.engine._load(others)
+        for other in loaded:
+            self.primary.merge(other)
+        return loaded
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.locks is not None:
+            await self.locks.__aexit__(*exc_info)
 
 
 class _Locks:

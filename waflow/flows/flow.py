@@ -721,11 +721,12 @@ class _Checker:
                 "add a transition to it, or remove it"
             )
         for name, state in spec.states.items():
-            # Staying (to=None) or re-entering the state itself is no way out.
-            if not state.final and not ways[name] - {name}:
+            # A state that still answers (even only by staying) is alive: a one-state bot is
+            # legitimate. A trap is a non-final state no event or timeout can touch at all.
+            if not state.final and not _outgoing(spec, name):
                 raise self.error(
-                    f"state {name!r} is a trap: nothing leads out of it; add a transition to "
-                    "another state (or a timeout, or Flow.anywhere), or make it final=True"
+                    f"state {name!r} is a trap: no transition, timeout or Flow.anywhere applies "
+                    "to it; add one, or make it final=True"
                 )
 
 

@@ -35,7 +35,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -282,6 +282,24 @@ class FakeGraphAPI:
             self._throughput: float | None = None
             self._send_times: dict[str, deque[int]] = {}
             self._media: dict[str, _Media] = {}
+            self._enforce_window = False
+            self._last_inbound: dict[tuple[str, str], datetime] = {}
+            self.window_violations: list[dict[str, Any]] = []
+
+    def enforce_window(self, enabled: bool = True) -> None:
+        """Answer 131047 to free-form WhatsApp messages outside the 24-hour service window.
+
+        The window opens when :attr:`inbound` builds a message from the customer (or
+        :meth:`customer_wrote` is called) and lasts 24 hours of the fake's clock. Refused sends
+        are kept in ``window_violations``: a bot that checks windows itself never has any.
+        """
+        with self._lock:
+            self._enforce_window = enabled
+
+    def customer_wrote(self, phone_number_id: str, customer: str) -> None:
+        """Record that ``customer`` wrote to ``phone_number_id`` now (opens the window)."""
+        with self._lock:
+            self._last_inbound[(phone_number_id, _digits(customer) or customer)] = self.clock.now()
 
     def add_phone_number(self, phone_number_id: str) -> None:
         """Accept sends from another business number too."""
@@ -627,6 +645,15 @@ class FakeGraphAPI:
         if isinstance(message, ReadReceipt):
             return httpx.Response(200, json={"success": True})
         assert isinstance(message, Message)
+        if self._outside_window(node, message, body):
+            return graph_error(
+                400,
+                "(#131047) Re-engagement message: more than 24 hours have passed since the "
+                "recipient last replied",
+                code=131047,
+                details="Message failed to send because more than 24 hours have passed since the "
+                "customer last replied to this number.",
+            )
         if self._throttled(node):
             return graph_error(
                 400,
@@ -678,6 +705,15 @@ class FakeGraphAPI:
         if isinstance(attachment, MediaAttachment) and attachment.payload.is_reusable:
             answer["attachment_id"] = str(self._rng.randrange(10**15, 10**16))
         return httpx.Response(200, json=answer)
+
+    def _outside_window(self, sender: str, message: Message, body: dict[str, Any]) -> bool:
+        if not self._enforce_window or message.type == "template":
+            return False
+        last = self._last_inbound.get((sender, _digits(message.to) or message.to))
+        if last is not None and self.clock.now() < last + timedelta(hours=24):
+            return False
+        self.window_violations.append(body)
+        return True
 
     def _throttled(self, sender: str) -> bool:
         if self._throughput is None:

@@ -186,6 +186,10 @@ class Inbound:
         message.update(extra or {})
         message["type"] = message_type
         message[message_type] = content
+        # The customer wrote: the fake opens the service window it enforces (if asked to).
+        self._fake.customer_wrote(
+            phone_number_id or self._fake.phone_number_id, wa_id or user_id or ""
+        )
         return self._whatsapp_body({"contacts": [contact], "messages": [message]}, phone_number_id)
 
     # -- WhatsApp: messages --------------------------------------------------------------------
