@@ -268,7 +268,10 @@ class App:
 
     async def _process(self, events: Sequence[Event]) -> None:
         try:
-            await self.inbox.process(customer_key(event) for event in events)
+            await self.inbox.process(
+                [customer_key(event) for event in events],
+                known={event.dedupe_key: event for event in events},
+            )
         except Exception:
             logger.exception("inbox processing failed; the events stay recorded for a retry")
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -94,6 +94,7 @@ class Inbox:
         self.retry_delays = tuple(retry_delays)
         self.lease_seconds = lease_seconds
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self._known: dict[str, Event] = {}
 
     @property
     def max_attempts(self) -> int:
@@ -105,16 +106,21 @@ class Inbox:
         items = [NewInboxItem(e.dedupe_key, customer_key(e), _serialize(e)) for e in events]
         return await self.store.inbox_add(items, self.clock.now())
 
-    async def process(self, customers: Iterable[str] | None = None) -> int:
+    async def process(
+        self, customers: Iterable[str] | None = None, *, known: Mapping[str, Event] | None = None
+    ) -> int:
         """Handle due events; return how many were handled.
 
         ``customers`` lists customer keys in arrival order, one per new event (as
         :meth:`App.dispatch` passes them), so a batch is handled in the order Meta sent it, across
         customers; without it, every customer with a due event is served, oldest first.
+        ``known`` maps dedupe keys to events already in memory (just parsed), which are used as
+        they are instead of being rebuilt from the store.
         """
         if customers is None:
             customers = await self.store.inbox_due_customers(self.clock.now())
         order = list(customers)
+        self._known = dict(known or {})
         stopped: set[str] = set()
         handled = 0
         for customer in order:  # one step per event: keeps the batch's order
@@ -144,7 +150,9 @@ class Inbox:
 
     async def _attempt(self, item: InboxItem) -> bool:
         try:
-            event = _deserialize(item.event)
+            # Events that were just parsed need not be rebuilt from their stored form.
+            known = self._known.pop(item.key, None)
+            event = known if known is not None else _deserialize(item.event)
             await self.handle(event)
         except asyncio.CancelledError:
             raise

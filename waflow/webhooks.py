@@ -97,7 +97,11 @@ def verify_signature(
             f"malformed {SIGNATURE_HEADER}: expected sha256=<hex digest>"
         )
     digest = digest.strip().lower()
-    if len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+    try:
+        valid_hex = len(digest) == 64 and len(bytes.fromhex(digest)) == 32
+    except ValueError:
+        valid_hex = False
+    if not valid_hex:
         raise WebhookVerificationError(
             f"malformed {SIGNATURE_HEADER}: the digest must be 64 hex characters"
         )
