@@ -323,11 +323,13 @@ def test_threads_waiting_on_a_pacer_never_exceed_the_rate(clock: FrozenClock) ->
 
     def sender() -> None:
         for _ in range(100):
-            with lock:  # read the clock and book as one step, as the send would
-                booked_at = clock.monotonic()
-                delay = pacer.reserve(SENDER)
-                slots.append(booked_at + delay)
-            clock.sleep(delay)
+            # Reading the clock, booking and sleeping are one step: a FrozenClock shared by threads
+            # adds up concurrent sleeps, so a sleep outside the lock would move another thread's
+            # clock between its reading and its booking, and the computed send time would be wrong.
+            with lock:
+                delay = pacer.wait(SENDER)
+                slots.append(clock.monotonic())
+            assert delay >= 0
 
     threads = [threading.Thread(target=sender) for _ in range(6)]
     for thread in threads:

@@ -15,6 +15,7 @@ from waflow.store import (
     MemoryStore,
     NewInboxItem,
     NewOutboxItem,
+    RedisStore,
     SQLiteStore,
     StatusUpdate,
     Store,
@@ -24,9 +25,15 @@ from waflow.store.sqlite import MIGRATIONS
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    made: Store
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SQLiteStore(tmp_path / "s.db")
+    else:
+        made = RedisStore(request.getfixturevalue("clean_redis_url"))
     yield made
     await made.close()
 

@@ -1,7 +1,7 @@
 """Durable state: the :class:`Store` protocol and its implementations, chosen by URL.
 
-``open_store("sqlite:///waflow.db")`` (the default), ``open_store("memory://")`` for tests; Redis
-(``redis://…``) for many workers comes with the conversation engine.
+``open_store("sqlite:///waflow.db")`` (the default), ``open_store("redis://host:6379/0")`` for many
+workers on many machines (``pip install 'waflow[redis]'``), ``open_store("memory://")`` for tests.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from waflow.store.base import (
     Store,
 )
 from waflow.store.memory import MemoryStore
+from waflow.store.redis import RedisStore
 from waflow.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "NewInboxItem",
     "NewOutboxItem",
     "OutboxItem",
+    "RedisStore",
     "SQLiteStore",
     "StatusUpdate",
     "Store",
@@ -40,9 +42,17 @@ __all__ = [
 
 
 def open_store(url: str) -> Store:
-    """The store a ``WAFLOW_STORE`` URL names."""
+    """The store a ``WAFLOW_STORE`` URL names.
+
+    Raises :class:`~waflow.errors.ConfigError` for an unknown scheme, or for ``redis://`` when the
+    ``redis`` extra is not installed.
+    """
     if url.startswith("memory://"):
         return MemoryStore()
     if url.startswith("sqlite://"):
         return SQLiteStore.from_url(url)
-    raise ConfigError(f"unsupported store URL {url!r}: use sqlite:///path or memory://")
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStore.from_url(url)
+    raise ConfigError(
+        f"unsupported store URL {url!r}: use sqlite:///path, redis://host:port/db or memory://"
+    )
