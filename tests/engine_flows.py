@@ -127,3 +127,21 @@ class EchoFlow(Flow):
     @chatting.on(F.kind("message"), to=None)
     async def echo(self, event: Any, ctx: FlowContext[Any]) -> None:
         ctx.reply(f"echo: {event.text}")
+
+
+class CountData(BaseModel):
+    seen: list[int] = []
+
+
+class CountFlow(Flow[CountData]):
+    """Remembers the number in every message (``"<customer>:<n>"``), in the order handled."""
+
+    name = "count"
+    counting = State(initial=True)
+
+    handled = 0  # in this process (class-level on purpose: the engine makes one instance)
+
+    @counting.on(F.kind("message"), to=None)
+    def count(self, event: Any, ctx: FlowContext[CountData]) -> None:
+        ctx.data.seen.append(int(event.text.split(":")[1]))
+        CountFlow.handled += 1

@@ -1,0 +1,69 @@
+"""Two worker processes on one Redis: every transition exactly once, each customer's order kept."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.engine_flows import CountFlow
+from waflow.flows.engine import Engine
+from waflow.flows.identity import LinkedId
+from waflow.store.redis import RedisStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CUSTOMERS, EACH = 20, 10  # 200 events
+
+
+async def _worker(url: str, prefix: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.redis_worker",
+        url,
+        prefix,
+        str(CUSTOMERS),
+        str(EACH),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_two_workers_apply_every_event_once_in_order(clean_redis_url: str) -> None:
+    prefix = f"waflow-test-{uuid.uuid4().hex[:8]}:"
+    workers = [await _worker(clean_redis_url, prefix) for _ in range(2)]
+    outputs = await asyncio.wait_for(
+        asyncio.gather(*(w.communicate() for w in workers)), timeout=240
+    )
+    handled = []
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr.decode()[-3000:]
+        word, count = stdout.decode().split()
+        assert word == "DONE"
+        handled.append(int(count))
+    # Both workers did part of the work, and together each event exactly once.
+    assert sum(handled) == CUSTOMERS * EACH
+    assert min(handled) > 0, handled
+
+    store = RedisStore.from_url(clean_redis_url, prefix=prefix)
+    engine = Engine(CountFlow, store=store)
+    try:
+        for c in range(CUSTOMERS):
+            key = LinkedId(kind="wa_id", value=f"49151000000{c:02d}").key
+            (customer_id,) = (await store.index_lookup([key])).values()
+            customer = await engine.customer(customer_id)
+            assert customer is not None
+            # Exactly once each, and in the order Meta sent them.
+            assert customer.data["seen"] == list(range(EACH)), f"customer {c}"
+            assert len(customer.applied) == EACH
+        assert await store.inbox_dead() == []
+    finally:
+        await store.close()
