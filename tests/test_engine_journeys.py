@@ -170,7 +170,7 @@ async def test_stop_opts_out(shop: Shop) -> None:
     await shop.deliver(inbound.whatsapp_text(WA_ID, "Hallo"))
     await shop.deliver(inbound.whatsapp_text(WA_ID, "STOP"))
     assert shop.fake.sent.last.text == "Du bekommst keine Nachrichten mehr von uns."
-    customer = await shop.engine.customer_for(shop.app.inbox.__class__ and _event(shop, WA_ID))
+    customer = await shop.engine.customer_for(_event(shop, WA_ID))
     assert customer is not None and customer.opted_out("whatsapp")
 
 
@@ -178,3 +178,56 @@ def _event(shop: Shop, wa_id: str) -> Any:
     from waflow.webhooks import parse
 
     return parse(shop.fake.inbound.whatsapp_text(wa_id, "x"))[0]
+
+
+async def test_routers_see_the_customers_flow_state(shop: Shop) -> None:
+    from waflow import filters as F
+
+    seen: list[str | None] = []
+    # Reactions are not taken by the flow: they fall through to the app's router.
+    shop.app.router.on(F.kind("reaction") & F.state("browsing"))(
+        lambda event, ctx: seen.append(ctx.customer_state)
+    )
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "Hallo!"))
+    body = {
+        "object": "page",
+        "entry": [
+            {
+                "id": shop.fake.page_id,
+                "time": 1772442000000,
+                "messaging": [
+                    {
+                        "sender": {"id": PSID},
+                        "recipient": {"id": shop.fake.page_id},
+                        "timestamp": 1772442000000,
+                        "reaction": {
+                            "mid": "m_1",
+                            "action": "react",
+                            "emoji": "👍",
+                            "reaction": "like",
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    await shop.deliver(body)
+    assert seen == ["browsing"]
+
+
+async def test_status_webhooks_reconcile_with_the_outbox(shop: Shop) -> None:
+    inbound = shop.fake.inbound
+    await shop.deliver(inbound.whatsapp_text(WA_ID, "Hallo"))
+    (item,) = await shop.store.outbox_list("sent")
+    sent = shop.fake.sent.last
+    assert sent.body["biz_opaque_callback_data"] == f"wf:{item.id}"
+    await shop.deliver(
+        inbound.whatsapp_status(sent.message_id, "delivered", WA_ID, callback_data=f"wf:{item.id}")
+    )
+    await shop.deliver(
+        inbound.whatsapp_status(sent.message_id, "read", WA_ID, callback_data=f"wf:{item.id}")
+    )
+    record = await shop.app.outbox.delivery(item.id)
+    assert record is not None
+    assert record.status == "read"
+    assert record.callback_data == f"wf:{item.id}"

@@ -299,8 +299,11 @@ class App:
                     callback_data=event.biz_opaque_callback_data,
                 )
             )
-        if self.engine is not None and await self.engine.handle(event):
-            return
+        if self.engine is not None:
+            if await self.engine.handle(event):
+                return
+            customer = await self.engine.customer_for(event)
+            ctx.customer_state = customer.state if customer is not None else None
         handled = await self.router.handle(event, ctx)
         if not handled and event.is_from_customer:
             logger.debug(

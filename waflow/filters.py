@@ -27,6 +27,7 @@ __all__ = [
     "payload_of",
     "referral",
     "regex",
+    "state",
     "text",
     "when",
 ]
@@ -158,6 +159,18 @@ def payload(*values: str, prefix: str | None = None) -> Filter:
 def referral() -> Filter:
     """Events that came through an ad or an m.me / wa.me referral."""
     return Filter(lambda e, _c: getattr(e, "referral", None) is not None, "has referral")
+
+
+def state(*names: str) -> Filter:
+    """Events of customers whose conversation is in one of the flow states ``names``.
+
+    Works in routers of an app with an :class:`~waflow.flows.engine.Engine` (the handler context
+    carries the customer's state) and in flows themselves.
+    """
+    wanted = _one_of(names)
+    return Filter(
+        lambda _e, c: getattr(c, "customer_state", None) in wanted, f"state in {sorted(wanted)}"
+    )
 
 
 def business(*ids: str) -> Filter:

@@ -39,7 +39,7 @@ from waflow.errors import (
     WaflowError,
 )
 from waflow.messenger.messages import from_body as messenger_from_body
-from waflow.store.base import NewOutboxItem, OutboxItem, Store
+from waflow.store.base import MessageRecord, NewOutboxItem, OutboxItem, Store
 from waflow.whatsapp.messages import TemplateMessage
 from waflow.whatsapp.messages import from_body as whatsapp_from_body
 
@@ -234,6 +234,13 @@ class Outbox:
     async def parked(self, limit: int = 100) -> list[OutboxItem]:
         """Messages parked for a permanent error, oldest first."""
         return await self.store.outbox_list("parked", limit)
+
+    async def delivery(self, item_id: str) -> MessageRecord | None:
+        """What Meta's status webhooks said about an outbox message (sent, delivered, read, …)."""
+        item = await self.store.outbox_get(item_id)
+        if item is None or item.message_id is None:
+            return None
+        return await self.store.message_record(item.message_id)
 
     async def retry(self, item_id: str) -> bool:
         """Put a parked message back in line; false if it is not parked."""

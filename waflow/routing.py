@@ -52,8 +52,9 @@ class HandlerContext:
     """What a handler gets besides the event.
 
     ``now`` is the app clock's time, ``match`` the match of a :func:`~waflow.filters.regex`
-    filter, ``whatsapp`` / ``messenger`` the clients bound to the receiving number or Page, and
-    ``state`` a dict middleware can use to pass data along.
+    filter, ``whatsapp`` / ``messenger`` the clients bound to the receiving number or Page,
+    ``state`` a dict middleware can use to pass data along, and ``customer_state`` the customer's
+    flow state when the app runs an engine (see :func:`waflow.filters.state`).
     """
 
     event: Event
@@ -62,6 +63,7 @@ class HandlerContext:
     messenger: Any = None
     match: re.Match[str] | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    customer_state: str | None = None
     replies: list[Outgoing] = field(default_factory=list)
 
     @property

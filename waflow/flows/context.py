@@ -147,6 +147,11 @@ class FlowContext(Generic[D]):
         self.new_ids: list[LinkedId] = []
         self.state_changed = False
 
+    @property
+    def customer_state(self) -> str:
+        """The conversation's current state (what :func:`waflow.filters.state` reads)."""
+        return self.state
+
     # -- sending -------------------------------------------------------------------------------
 
     def reply(self, message: Any, *, human: bool = False) -> None:
