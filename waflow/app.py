@@ -127,6 +127,7 @@ class App:
         verify_signatures: bool = True,
         retry_interval: float = 1.0,
         engine: Engine | None = None,
+        conversions: Any = None,
     ) -> None:
         if verify_signatures and not app_secret:
             raise ConfigError(
@@ -151,6 +152,7 @@ class App:
             messenger=messenger,
             clock=self.clock,
             guard=engine.send_guard if engine is not None else None,
+            conversions=conversions,
         )
         self._whatsapp = _by_business(whatsapp, "phone_number_id")
         self._messenger = _by_business(messenger, "page_id")

@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from waflow.clock import Clock, SystemClock
+from waflow.conversions import ConversionBatch
 from waflow.errors import (
     APIConnectionError,
     APIError,
@@ -98,7 +99,13 @@ def draft_item(
     template to send instead if the service window has closed by send time. ``checked=False``
     skips the send guard (for customers the engine does not know).
     """
-    item_id = uuid.uuid4().hex
+    # Conversions carry their own event_id: the same event always gets the same outbox id, so a
+    # handler that runs twice cannot report it twice.
+    event_ids = [e.event_id for e in getattr(message, "data", []) if getattr(e, "event_id", None)]
+    if channel == "conversions" and event_ids:
+        item_id = uuid.uuid5(uuid.NAMESPACE_URL, "waflow:conversion:" + "|".join(event_ids)).hex
+    else:
+        item_id = uuid.uuid4().hex
     body = message.to_body()
     if channel == "whatsapp" and "to" in body:
         body["biz_opaque_callback_data"] = _tag(body.get("biz_opaque_callback_data"), item_id)
@@ -161,6 +168,7 @@ class Outbox:
         batch_size: int = 50,
         owner: str | None = None,
         guard: SendGuard | None = None,
+        conversions: Any = None,
     ) -> None:
         self.store = store
         self.guard = guard
@@ -172,6 +180,7 @@ class Outbox:
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
         self._whatsapp = _by_business(whatsapp, "phone_number_id")
         self._messenger = _by_business(messenger, "page_id")
+        self._conversions = _by_business(conversions, "dataset_id")
 
     # -- queueing ------------------------------------------------------------------------------
 
@@ -276,6 +285,8 @@ class Outbox:
     async def _checked_message(self, item: OutboxItem) -> Any:
         record = item.message
         message: Any
+        if item.channel == "conversions":
+            return ConversionBatch.model_validate(record["body"])
         if item.channel == "messenger":
             message = messenger_from_body(record["body"], human_agent=bool(record.get("human")))
         else:
@@ -285,7 +296,11 @@ class Outbox:
         return await self.guard(item, message)
 
     def _client(self, channel: str, business_id: str) -> Any:
-        clients = self._whatsapp if channel == "whatsapp" else self._messenger
+        clients = {
+            "whatsapp": self._whatsapp,
+            "messenger": self._messenger,
+            "conversions": self._conversions,
+        }.get(channel, {})
         if business_id in clients:
             return clients[business_id]
         if channel == "whatsapp" and clients:

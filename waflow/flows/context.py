@@ -9,6 +9,7 @@ handler that raises changes nothing and sends nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from waflow._sending import SendsTo
+from waflow.conversions import ConversionBatch, EventName, conversion_event
 from waflow.errors import ConfigError
 from waflow.events import Event
 from waflow.flows.identity import (
@@ -39,13 +41,16 @@ __all__ = ["Draft", "FlowContext", "MessengerSender", "WhatsAppSender"]
 
 D = TypeVar("D", bound=BaseModel)
 Channel = Literal["whatsapp", "messenger"]
+DraftChannel = Literal["whatsapp", "messenger", "conversions"]
+#: Meta credits an ad with conversions for this long after the click.
+ATTRIBUTION_WINDOW = timedelta(days=7)
 
 
 @dataclass(frozen=True)
 class Draft:
     """A message a handler queued, before the engine checks and commits it."""
 
-    channel: Channel
+    channel: DraftChannel
     business_id: str
     message: Any
     human: bool = False
@@ -215,6 +220,61 @@ class FlowContext(Generic[D]):
             if linked.kind == "psid" and linked.scope:
                 return linked.scope
         raise ConfigError(f"customer {self.customer.id} never wrote on Messenger")
+
+    # -- conversions ---------------------------------------------------------------------------
+
+    def report_conversion(
+        self,
+        event_name: EventName = "Purchase",
+        *,
+        value: float | None = None,
+        currency: str | None = None,
+        content_ids: Sequence[str] | None = None,
+        event_id: str | None = None,
+    ) -> bool:
+        """Report a conversion of this customer's latest ad click to Meta (through the outbox).
+
+        Returns false when the customer did not come from an ad within Meta's 7-day attribution
+        window (nothing to report). ``event_id`` defaults to the name and the triggering event's
+        id, so a redelivered webhook reports nothing twice.
+        """
+        dataset = self.engine.dataset_id
+        if not dataset:
+            raise ConfigError("conversion reports need a dataset: pass dataset_id= to the Engine")
+        referral = self.latest_ad_referral()
+        if referral is None:
+            return False
+        if event_id is None:
+            if self.event is None:
+                raise ConfigError("pass event_id= when reporting outside an event handler")
+            event_id = f"{event_name}:{self.event.id}"
+        channel: Channel = "whatsapp" if referral.get("channel") == "whatsapp" else "messenger"
+        event = conversion_event(
+            event_name,
+            channel=channel,
+            at=self.now,
+            ctwa_clid=referral.get("ctwa_clid"),
+            waba_id=referral.get("waba_id"),
+            page_id=referral.get("business_id"),
+            psid=referral.get("customer"),
+            value=value,
+            currency=currency,
+            content_ids=content_ids,
+            event_id=event_id,
+        )
+        self.drafts.append(Draft("conversions", dataset, ConversionBatch(data=[event])))
+        return True
+
+    def latest_ad_referral(self) -> dict[str, Any] | None:
+        """The customer's latest ad referral within the attribution window, as recorded."""
+        for referral in reversed(self.customer.referrals):
+            at = datetime.fromisoformat(str(referral.get("at")))
+            if self.now - at > ATTRIBUTION_WINDOW:
+                return None
+            from_ad = referral.get("ctwa_clid") or referral.get("source") == "ADS"
+            if from_ad:
+                return dict(referral)
+        return None
 
     # -- windows -------------------------------------------------------------------------------
 

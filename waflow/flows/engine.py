@@ -70,6 +70,7 @@ class Engine:
     the number wa.me links open. ``fallback_template(ctx)`` builds the template that replaces a
     free-form WhatsApp message when the service window is closed (without one,
     :class:`OutsideServiceWindowError` is raised). ``default_region`` reads local phone numbers.
+    ``dataset_id`` enables conversion reports (``ctx.report_conversion``) to that dataset.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class Engine:
         whatsapp_display_number: str | None = None,
         default_region: str | None = None,
         fallback_template: FallbackTemplate | None = None,
+        dataset_id: str | None = None,
         opt_out_keywords: Sequence[str] = DEFAULT_OPT_OUT_KEYWORDS,
         handoff_lifetime: timedelta = timedelta(days=3),
         lock_ttl: float = 30.0,
@@ -96,6 +98,7 @@ class Engine:
         self.whatsapp_display_number = whatsapp_display_number
         self.default_region = default_region
         self.fallback_template = fallback_template
+        self.dataset_id = dataset_id
         self.opt_out_keywords = frozenset(k.strip().casefold() for k in opt_out_keywords)
         self.handoff_lifetime = handoff_lifetime
         self.lock_ttl = lock_ttl
@@ -214,10 +217,12 @@ class Engine:
         if referral is not None and not customer.was_applied(event.dedupe_key):
             customer.referrals.append(
                 {
+                    **referral.model_dump(mode="json", exclude_none=True),
                     "channel": channel,
                     "business_id": business_id,
+                    "waba_id": getattr(event, "waba_id", None),
+                    "customer": event.sender_id,
                     "at": event.timestamp.isoformat(),
-                    **referral.model_dump(mode="json", exclude_none=True),
                 }
             )
         text = getattr(event, "text", None)
@@ -303,7 +308,8 @@ class Engine:
         items = []
         for draft in ctx.drafts:
             message, fallback = self._checked(customer, draft, ctx)
-            record_reply(customer, draft.channel, draft.business_id, ctx.now)
+            if draft.channel != "conversions":
+                record_reply(customer, draft.channel, draft.business_id, ctx.now)
             items.append(
                 draft_item(
                     message,
@@ -322,6 +328,8 @@ class Engine:
         self, customer: Customer, draft: Draft, ctx: FlowContext[Any]
     ) -> tuple[Any, TemplateMessage | None]:
         """The message to queue for ``draft`` (maybe a fallback template), or raise."""
+        if draft.channel == "conversions":
+            return draft.message, None  # reports to Meta, not messages to the customer
         if draft.channel == "messenger":
             tag = getattr(draft.message, "tag", None)
             check_messenger_send(customer, draft.business_id, ctx.now, tag=tag, human=draft.human)
