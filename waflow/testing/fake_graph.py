@@ -43,6 +43,7 @@ import respx
 
 from waflow.app import WebhookRequest
 from waflow.clock import Clock, SystemClock
+from waflow.conversions import AsyncConversions, ConversionBatch, Conversions
 from waflow.errors import MessageValidationError
 from waflow.messenger.client import AsyncMessenger, Messenger
 from waflow.messenger.messages import MediaAttachment, SenderAction
@@ -62,6 +63,7 @@ DEFAULT_PHONE_NUMBER_ID = "106540352242922"
 DEFAULT_DISPLAY_NUMBER = "15550783881"
 DEFAULT_WABA_ID = "102290129340398"
 DEFAULT_PAGE_ID = "1122334455667788"
+DEFAULT_DATASET_ID = "880123456789012"
 MEDIA_HOST = "lookaside.fbsbx.com"
 _MEDIA_URL_LIFETIME = 300.0
 _VERSION = r"/v\d+\.\d+"
@@ -255,6 +257,7 @@ class FakeGraphAPI:
         self.phone_number_ids = {phone_number_id}
         self.waba_id = waba_id
         self.page_id = page_id
+        self.dataset_id = DEFAULT_DATASET_ID
         self.base_url = base_url.rstrip("/")
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
@@ -274,6 +277,8 @@ class FakeGraphAPI:
         with self._lock:
             self.sent = SentLog()
             self.sender_actions: list[RecordedSenderAction] = []
+            #: Conversion events received on ``POST /{dataset_id}/events``, as sent.
+            self.conversion_events: list[dict[str, Any]] = []
             self.requests: list[RecordedRequest] = []
             self.unmatched: list[RecordedRequest] = []
             self._rng = random.Random(self.seed)
@@ -362,6 +367,28 @@ class FakeGraphAPI:
             "clock": self.clock,
         }
         return AsyncMessenger(**{**options, **overrides})
+
+    def conversions(self, **overrides: Any) -> Conversions:
+        """A :class:`~waflow.conversions.Conversions` client of the fake's dataset."""
+        options: dict[str, Any] = {
+            "access_token": self.access_token,
+            "dataset_id": self.dataset_id,
+            "base_url": self.base_url,
+            "http_client": self.client(),
+            "clock": self.clock,
+        }
+        return Conversions(**{**options, **overrides})
+
+    def async_conversions(self, **overrides: Any) -> AsyncConversions:
+        """An :class:`~waflow.conversions.AsyncConversions` client of the fake's dataset."""
+        options: dict[str, Any] = {
+            "access_token": self.access_token,
+            "dataset_id": self.dataset_id,
+            "base_url": self.base_url,
+            "http_client": self.async_client(),
+            "clock": self.clock,
+        }
+        return AsyncConversions(**{**options, **overrides})
 
     # -- trouble -------------------------------------------------------------------------------
 
@@ -597,6 +624,9 @@ class FakeGraphAPI:
         route(method="POST", path__regex=rf"^{_VERSION}/(?P<node>\d+)/media$").mock(
             side_effect=self._upload_media
         )
+        route(method="POST", path__regex=rf"^{_VERSION}/(?P<dataset>\d+)/events$").mock(
+            side_effect=self._post_conversions
+        )
         route(host=MEDIA_HOST, method="GET").mock(side_effect=self._download_media)
         route(method="GET", path__regex=rf"^{_VERSION}/(?P<media_id>\d+)$").mock(
             side_effect=self._get_media
@@ -605,6 +635,19 @@ class FakeGraphAPI:
             side_effect=self._delete_media
         )
         self.router.route().mock(side_effect=self._unmatched)
+
+    def _post_conversions(self, request: httpx.Request, dataset: str) -> httpx.Response:
+        if dataset != self.dataset_id:
+            return self._unmatched(request)
+        try:
+            batch = ConversionBatch.model_validate(json.loads(request.content))
+        except (ValueError, MessageValidationError) as exc:
+            return graph_error(400, f"(#100) Invalid parameter: {exc}", code=100)
+        self.conversion_events.extend(event.dump() for event in batch.data)
+        return httpx.Response(
+            200,
+            json={"events_received": len(batch.data), "messages": [], "fbtrace_id": "AFakeTrace"},
+        )
 
     def _unmatched(self, request: httpx.Request) -> httpx.Response:
         self.unmatched.append(
