@@ -58,7 +58,7 @@ class AdContext(BaseModel):
     @property
     def is_ad(self) -> bool:
         """True for an ad (not an organic post or a plain m.me link)."""
-        return self.source in ("ad", "ADS") or self.ad_id is not None and self.source is None
+        return self.source in ("ad", "ADS") or (self.ad_id is not None and self.source is None)
 
     @classmethod
     def from_event(cls, event: Event) -> AdContext | None:
@@ -107,8 +107,8 @@ class AdContext(BaseModel):
 class AdMapping:
     """Which product (or flow entry point) an ad or an m.me ``ref`` leads to::
 
-        mapping = AdMapping({"120226305854810726": "city-7"}, refs={"spring": "trek-3"})
-        mapping.target(AdContext.from_event(event))   # "city-7" for that ad
+    mapping = AdMapping({"120226305854810726": "city-7"}, refs={"spring": "trek-3"})
+    mapping.target(AdContext.from_event(event))   # "city-7" for that ad
     """
 
     def __init__(

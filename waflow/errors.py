@@ -18,6 +18,7 @@ Every exception waflow raises on purpose derives from :class:`WaflowError`::
      │       └─ AuthenticationError           190 and 102
      │           └─ AccessTokenExpiredError   190 with subcode 463 / 467
      ├─ MessageValidationError                a message breaks one of Meta's limits, found locally
+     ├─ RenderError                           a shop text cannot be rendered (waflow.render)
      ├─ ConsentRequiredError                  business-initiated WhatsApp message without opt-in
      ├─ WebhookVerificationError, WebhookPayloadError
      ├─ ConfigError, FlowDefinitionError, ConcurrentUpdateError
@@ -56,6 +57,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RecipientError",
+    "RenderError",
     "ServerError",
     "TemplateError",
     "WaflowError",
@@ -105,6 +107,40 @@ class MessageValidationError(WaflowError):
         super().__init__(message)
         self.limit = limit
         self.field = field
+
+
+class RenderError(WaflowError):
+    """A shop text could not be rendered (:mod:`waflow.render`).
+
+    Raised for a text that exists in no locale of the fallback chain, a template with a syntax
+    error, a variable the template uses but was not given (templates render with jinja2's
+    ``StrictUndefined``), and a value a filter cannot format. Never a bare jinja2 exception: the
+    original one is the ``__cause__``.
+
+    Attributes, each ``None`` when it does not apply: ``template`` (the name asked for, e.g.
+    ``"product_card"``), ``locale`` (the locale asked for), ``path`` (the template chosen, e.g.
+    ``"de/product_card.j2"``), ``filename`` and ``lineno`` (where in which file),
+    ``variable`` (the undefined name, e.g. ``"product.price"``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        template: str | None = None,
+        locale: str | None = None,
+        path: str | None = None,
+        filename: str | None = None,
+        lineno: int | None = None,
+        variable: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.template = template
+        self.locale = locale
+        self.path = path
+        self.filename = filename
+        self.lineno = lineno
+        self.variable = variable
 
 
 class ConsentRequiredError(WaflowError):
