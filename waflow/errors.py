@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 #: Graph codes that mean "too many requests, try again later".
-THROTTLING_CODES = frozenset({4, 17, 32, 613, 80007, 130429, 131056})
+THROTTLING_CODES = frozenset({4, 17, 32, 613, 80007, 80014, 130429, 131056})
 #: The pair rate limit: too many messages to the same customer in a short time.
 PAIR_RATE_LIMIT_CODE = 131056
 #: Codes Meta documents as temporary failures on its side.

@@ -19,6 +19,9 @@ throttling (:meth:`limit_throughput`). Routes are matched with respx; anything u
 Messenger: ``fake.messenger()`` sends to the fake's Page (``POST /{page-id}/messages`` or
 ``/me/messages``); messages land in ``sent``, sender actions in ``sender_actions``.
 
+Templates: ``fake.templates`` (:class:`~waflow.testing.fake_templates.FakeTemplates`) serves
+template management and, once it holds templates, refuses mismatching template sends as Meta does.
+
 Inbound: ``fake.inbound`` builds webhook bodies of both channels from the fake's clock and ids
 (see :class:`~waflow.testing.inbound.Inbound`); :meth:`FakeGraphAPI.sign` signs one with the fake's
 app secret and :meth:`FakeGraphAPI.webhook_request` wraps it for ``App.dispatch``.
@@ -49,11 +52,13 @@ from waflow.messenger.client import AsyncMessenger, Messenger
 from waflow.messenger.messages import MediaAttachment, SenderAction
 from waflow.messenger.messages import Message as MessengerMessage
 from waflow.messenger.messages import from_body as messenger_from_body
+from waflow.testing.fake_catalog import DEFAULT_CATALOG_ID, FakeCatalog
+from waflow.testing.fake_templates import FakeTemplates
 from waflow.testing.inbound import Inbound
 from waflow.webhooks import SIGNATURE_HEADER
 from waflow.webhooks import sign as signature_of
 from waflow.whatsapp.client import AsyncWhatsApp, WhatsApp
-from waflow.whatsapp.messages import Message, ReadReceipt, from_body
+from waflow.whatsapp.messages import Message, ReadReceipt, TemplateMessage, from_body
 
 __all__ = ["FakeGraphAPI", "RecordedRequest", "RecordedSenderAction", "SentLog", "SentMessage"]
 
@@ -234,7 +239,8 @@ class FakeGraphAPI:
     repeatable. ``clock`` drives outages, throttling and media URL expiry (use
     :class:`~waflow.testing.FrozenClock` for virtual time). ``page_id`` is the Page whose
     ``/{page-id}/messages`` (and ``/me/messages``) it serves; sender actions land in
-    ``sender_actions``, not in ``sent``.
+    ``sender_actions``, not in ``sent``. ``catalog_id`` is the Commerce catalog of ``fake.catalog``
+    (a :class:`~waflow.testing.fake_catalog.FakeCatalog`), passed to :meth:`whatsapp` clients.
     """
 
     def __init__(
@@ -246,6 +252,7 @@ class FakeGraphAPI:
         display_phone_number: str = DEFAULT_DISPLAY_NUMBER,
         waba_id: str = DEFAULT_WABA_ID,
         page_id: str = DEFAULT_PAGE_ID,
+        catalog_id: str = DEFAULT_CATALOG_ID,
         base_url: str = "https://graph.facebook.com",
         seed: int = 0,
         clock: Clock | None = None,
@@ -263,6 +270,11 @@ class FakeGraphAPI:
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
         self.router = respx.Router(assert_all_called=False, assert_all_mocked=False)
+        self.catalog_id = catalog_id
+        #: The Commerce catalog served at ``/{catalog_id}/products``, ``items_batch``, ….
+        self.catalog = FakeCatalog(catalog_id, seed=seed)
+        #: Message templates: the management routes and the checks of template sends.
+        self.templates = FakeTemplates(self)
         self._install_routes()
         self.transport = httpx.MockTransport(self._handle)
         self.async_transport = httpx.MockTransport(self._ahandle)
@@ -290,6 +302,8 @@ class FakeGraphAPI:
             self._enforce_window = False
             self._last_inbound: dict[tuple[str, str], datetime] = {}
             self.window_violations: list[dict[str, Any]] = []
+            self.catalog.reset()
+            self.templates.reset()
 
     def enforce_window(self, enabled: bool = True) -> None:
         """Answer 131047 to free-form WhatsApp messages outside the 24-hour service window.
@@ -326,6 +340,7 @@ class FakeGraphAPI:
             "access_token": self.access_token,
             "phone_number_id": self.phone_number_id,
             "waba_id": self.waba_id,
+            "catalog_id": self.catalog_id,
             "base_url": self.base_url,
             "http_client": self.client(),
             "clock": self.clock,
@@ -339,6 +354,7 @@ class FakeGraphAPI:
             "access_token": self.access_token,
             "phone_number_id": self.phone_number_id,
             "waba_id": self.waba_id,
+            "catalog_id": self.catalog_id,
             "base_url": self.base_url,
             "http_client": self.async_client(),
             "clock": self.clock,
@@ -627,6 +643,9 @@ class FakeGraphAPI:
         route(method="POST", path__regex=rf"^{_VERSION}/(?P<dataset>\d+)/events$").mock(
             side_effect=self._post_conversions
         )
+        # Before the media routes: a GET /{id} of a product id is the catalog's (others fall through).
+        self.catalog.install_routes(route)
+        self.templates.install_routes(route)  # template ids fall through like product ids
         route(host=MEDIA_HOST, method="GET").mock(side_effect=self._download_media)
         route(method="GET", path__regex=rf"^{_VERSION}/(?P<media_id>\d+)$").mock(
             side_effect=self._get_media
@@ -697,6 +716,10 @@ class FakeGraphAPI:
                 details="Message failed to send because more than 24 hours have passed since the "
                 "customer last replied to this number.",
             )
+        if isinstance(message, TemplateMessage):
+            refusal = self.templates.check_send(message)
+            if refusal is not None:
+                return refusal
         if self._throttled(node):
             return graph_error(
                 400,

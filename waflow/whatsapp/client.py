@@ -37,8 +37,10 @@ from waflow.graph import (
 from waflow.ratelimit import Pacer
 from waflow.results import SendResult
 from waflow.whatsapp import build
+from waflow.whatsapp.catalog import AsyncCatalogResource, CatalogResource
 from waflow.whatsapp.media import AsyncMedia, Media
-from waflow.whatsapp.messages import Message, OutboundMessage, ReadReceipt
+from waflow.whatsapp.messages import Message, OutboundMessage, ReadReceipt, TemplateMessage
+from waflow.whatsapp.templates import AsyncTemplates, TemplateRegistry, Templates
 
 __all__ = ["AsyncWhatsApp", "WhatsApp", "parse_send", "send_request"]
 
@@ -110,11 +112,23 @@ class _WhatsAppBase:
     send_order_status = Sends(build.order_status)
     send_template = Sends(build.template)
 
-    def __init__(self, phone_number_id: str, waba_id: str | None) -> None:
+    def __init__(
+        self,
+        phone_number_id: str,
+        waba_id: str | None,
+        template_registry: TemplateRegistry | None = None,
+    ) -> None:
         if not phone_number_id:
             raise ConfigError("phone_number_id is required (or set WAFLOW_PHONE_NUMBER_ID)")
         self.phone_number_id = phone_number_id
         self.waba_id = waba_id
+        #: Checks every template message before it is sent (``templates=`` of the constructor).
+        self.template_registry = template_registry
+
+    def _check_template(self, message: OutboundMessage) -> None:
+        # The one place a send meets the registry; both clients call it before any request.
+        if self.template_registry is not None and isinstance(message, TemplateMessage):
+            self.template_registry.check(message)
 
     @staticmethod
     def _settings_kwargs(env: Mapping[str, str] | None) -> dict[str, Any]:
@@ -124,6 +138,7 @@ class _WhatsAppBase:
             "access_token": settings.access_token,
             "phone_number_id": settings.phone_number_id,
             "waba_id": settings.waba_id,
+            "catalog_id": settings.catalog_id,
             "base_url": settings.graph_url,
             "api_version": settings.api_version,
             "throughput": settings.throughput,
@@ -190,16 +205,24 @@ class WhatsApp(_WhatsAppBase):
     """Blocking WhatsApp Cloud API client for one business phone number.
 
     ``access_token`` (a system-user token) and ``phone_number_id`` are required; ``waba_id`` is needed
-    for template management. ``http_client`` plugs in any ``httpx.Client`` (the fakes of
+    for template management and ``catalog_id`` for the Commerce catalog (``wa.catalog``).
+    ``http_client`` plugs in any ``httpx.Client`` (the fakes of
     :mod:`waflow.testing` do this). ``throughput`` paces sends (messages per second; ``None`` turns
     pacing off); pass one shared ``pacer`` to several clients of the same number instead.
 
     Every ``send_*`` helper builds a message with :mod:`waflow.whatsapp.build` and calls
     :meth:`send`; all raise :class:`~waflow.errors.MessageValidationError` before any request when a
     limit of Meta's is broken, and :class:`~waflow.errors.APIError` subclasses when Meta refuses.
+
+    ``templates`` takes a :class:`~waflow.whatsapp.templates.TemplateRegistry`: every template
+    message is then checked against its definition before the request, and a mismatch raises
+    :class:`~waflow.errors.TemplateError` naming the fix. ``wa.templates`` manages the account's
+    templates (it needs ``waba_id``).
     """
 
     media: Media
+    templates: Templates
+    catalog: CatalogResource
     _graph: SyncGraph
 
     def __init__(
@@ -208,6 +231,7 @@ class WhatsApp(_WhatsAppBase):
         access_token: Any,
         phone_number_id: str,
         waba_id: str | None = None,
+        catalog_id: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         api_version: str = DEFAULT_API_VERSION,
         http_client: SyncHTTPClient | None = None,
@@ -216,8 +240,10 @@ class WhatsApp(_WhatsAppBase):
         throughput: float | None = 80,
         pacer: Pacer | None = None,
         clock: Clock | None = None,
+        templates: TemplateRegistry | None = None,
     ) -> None:
-        super().__init__(phone_number_id, waba_id)
+        super().__init__(phone_number_id, waba_id, templates)
+        self.catalog_id = catalog_id
         self._graph = SyncGraph(
             http_client=http_client,
             access_token=access_token,
@@ -232,9 +258,12 @@ class WhatsApp(_WhatsAppBase):
 
     def _bind(self) -> None:
         self.media = Media(self._graph, self.phone_number_id)
+        self.templates = Templates(self._graph, self.waba_id)
+        self.catalog = CatalogResource(self._graph, self.catalog_id)
 
     def send(self, message: OutboundMessage) -> SendResult:
         """Send any outbound message model (see :mod:`waflow.whatsapp.messages`)."""
+        self._check_template(message)
         return parse_send(self._graph.request(send_request(self.phone_number_id, message)))
 
     def mark_read(self, message_id: str, *, typing: bool = False) -> bool:
@@ -257,6 +286,8 @@ class AsyncWhatsApp(_WhatsAppBase):
     """Async twin of :class:`WhatsApp`: the same arguments, helpers and errors; awaitable sends."""
 
     media: AsyncMedia
+    templates: AsyncTemplates
+    catalog: AsyncCatalogResource
     _graph: AsyncGraph
 
     def __init__(
@@ -265,6 +296,7 @@ class AsyncWhatsApp(_WhatsAppBase):
         access_token: Any,
         phone_number_id: str,
         waba_id: str | None = None,
+        catalog_id: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         api_version: str = DEFAULT_API_VERSION,
         http_client: AsyncHTTPClient | None = None,
@@ -273,8 +305,10 @@ class AsyncWhatsApp(_WhatsAppBase):
         throughput: float | None = 80,
         pacer: Pacer | None = None,
         clock: Clock | None = None,
+        templates: TemplateRegistry | None = None,
     ) -> None:
-        super().__init__(phone_number_id, waba_id)
+        super().__init__(phone_number_id, waba_id, templates)
+        self.catalog_id = catalog_id
         self._graph = AsyncGraph(
             http_client=http_client,
             access_token=access_token,
@@ -289,9 +323,12 @@ class AsyncWhatsApp(_WhatsAppBase):
 
     def _bind(self) -> None:
         self.media = AsyncMedia(self._graph, self.phone_number_id)
+        self.templates = AsyncTemplates(self._graph, self.waba_id)
+        self.catalog = AsyncCatalogResource(self._graph, self.catalog_id)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send any outbound message model (see :mod:`waflow.whatsapp.messages`)."""
+        self._check_template(message)
         return parse_send(await self._graph.request(send_request(self.phone_number_id, message)))
 
     async def mark_read(self, message_id: str, *, typing: bool = False) -> bool:
