@@ -39,7 +39,12 @@ from waflow.routing import H, HandlerContext, Middleware, Outgoing, Router
 from waflow.store import Store, open_store
 from waflow.store.base import Commit, StatusUpdate
 from waflow.webhooks import parse, verify_signature, verify_subscription
-from waflow.whatsapp.events import WhatsAppStatus
+from waflow.whatsapp.events import (
+    TemplateCategoryUpdate,
+    TemplateQualityUpdate,
+    TemplateStatusUpdate,
+    WhatsAppStatus,
+)
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "App", "WebhookRequest", "WebhookResponse"]
 
@@ -290,6 +295,13 @@ class App:
             whatsapp=self._client_for("whatsapp", event.business_id),
             messenger=self._client_for("messenger", event.business_id),
         )
+        if isinstance(event, (TemplateStatusUpdate, TemplateQualityUpdate, TemplateCategoryUpdate)):
+            # Keep every client's template registry current, so sends are checked against what
+            # Meta says now (a paused template fails locally, not at Meta).
+            for client in self._whatsapp.values():
+                registry = getattr(client, "template_registry", None)
+                if registry is not None:
+                    registry.apply(event)
         if isinstance(event, WhatsAppStatus):
             await self.store.record_status(
                 StatusUpdate(
