@@ -17,7 +17,8 @@ tag fails with :class:`~waflow.errors.OutsideServiceWindowError` (Graph code 10,
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -41,7 +42,7 @@ from waflow.messenger import build
 from waflow.messenger.messages import Message, OutboundMessage, SenderAction, SenderActionType
 from waflow.results import SendResult
 
-__all__ = ["AsyncMessenger", "Messenger", "parse_send", "send_request"]
+__all__ = ["AsyncMessenger", "Messenger", "UserProfile", "parse_send", "send_request"]
 
 # Named so a missing token reads "page_access_token is required (or set WAFLOW_PAGE_ACCESS_TOKEN)".
 _TOKEN_NAME = "page_access_token"  # noqa: S105 - a setting's name, not a secret
@@ -76,6 +77,45 @@ def parse_send(response: GraphResponse) -> SendResult:
         message_id=message_id,
         recipient_id=recipient_id if isinstance(recipient_id, str) else None,
         retries_taken=response.retries_taken,
+        raw=data,
+    )
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """What the User Profile API tells about a customer (fields the Page may read)."""
+
+    id: str
+    first_name: str | None = None
+    last_name: str | None = None
+    profile_pic: str | None = None
+    locale: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+#: Profile fields asked for unless told otherwise (the ones every Page may read).
+DEFAULT_PROFILE_FIELDS = ("first_name", "last_name", "profile_pic")
+
+
+def profile_request(psid: str, fields: Sequence[str]) -> GraphRequest:
+    """``GET /{psid}?fields=…`` (the User Profile API)."""
+    return GraphRequest("GET", f"/{psid}", params={"fields": ",".join(fields)})
+
+
+def parse_profile(psid: str, response: GraphResponse) -> UserProfile:
+    """A :class:`UserProfile` from the answer (absent fields stay ``None``)."""
+    data = response.data if isinstance(response.data, dict) else {}
+
+    def text(name: str) -> str | None:
+        value = data.get(name)
+        return value if isinstance(value, str) and value else None
+
+    return UserProfile(
+        id=str(data.get("id") or psid),
+        first_name=text("first_name"),
+        last_name=text("last_name"),
+        profile_pic=text("profile_pic"),
+        locale=text("locale"),
         raw=data,
     )
 
@@ -193,6 +233,12 @@ class Messenger(_MessengerBase):
         """Mark the conversation with PSID ``to`` seen, or turn the typing indicator on or off."""
         self._graph.request(send_request(self.page_id, build.sender_action(to, action)))
 
+    def user_profile(
+        self, psid: str, fields: Sequence[str] = DEFAULT_PROFILE_FIELDS
+    ) -> UserProfile:
+        """The customer's name and picture, as the Page may see them (User Profile API)."""
+        return parse_profile(psid, self._graph.request(profile_request(psid, fields)))
+
     def close(self) -> None:
         """Close the connection pool (unless it was passed in as ``http_client``)."""
         self._graph.close()
@@ -240,6 +286,12 @@ class AsyncMessenger(_MessengerBase):
     async def sender_action(self, to: str, action: SenderActionType) -> None:
         """Mark the conversation with PSID ``to`` seen, or turn the typing indicator on or off."""
         await self._graph.request(send_request(self.page_id, build.sender_action(to, action)))
+
+    async def user_profile(
+        self, psid: str, fields: Sequence[str] = DEFAULT_PROFILE_FIELDS
+    ) -> UserProfile:
+        """The customer's name and picture, as the Page may see them (User Profile API)."""
+        return parse_profile(psid, await self._graph.request(profile_request(psid, fields)))
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it was passed in as ``http_client``)."""

@@ -291,6 +291,7 @@ class FakeGraphAPI:
             self.sender_actions: list[RecordedSenderAction] = []
             #: Conversion events received on ``POST /{dataset_id}/events``, as sent.
             self.conversion_events: list[dict[str, Any]] = []
+            self.messenger_profiles: dict[str, dict[str, str]] = {}
             self.requests: list[RecordedRequest] = []
             self.unmatched: list[RecordedRequest] = []
             self._rng = random.Random(self.seed)
@@ -646,6 +647,9 @@ class FakeGraphAPI:
         # Before the media routes: a GET /{id} of a product id is the catalog's (others fall through).
         self.catalog.install_routes(route)
         self.templates.install_routes(route)  # template ids fall through like product ids
+        route(method="GET", path__regex=rf"^{_VERSION}/(?P<psid>\d+)$").mock(
+            side_effect=self._get_profile  # known customers only; other ids fall through
+        )
         route(host=MEDIA_HOST, method="GET").mock(side_effect=self._download_media)
         route(method="GET", path__regex=rf"^{_VERSION}/(?P<media_id>\d+)$").mock(
             side_effect=self._get_media
@@ -654,6 +658,25 @@ class FakeGraphAPI:
             side_effect=self._delete_media
         )
         self.router.route().mock(side_effect=self._unmatched)
+
+    def add_messenger_profile(
+        self, psid: str, first_name: str, last_name: str | None = None, **fields: str
+    ) -> None:
+        """Give the User Profile API something to say about a Messenger customer."""
+        with self._lock:
+            profile = {"first_name": first_name, **fields}
+            if last_name is not None:
+                profile["last_name"] = last_name
+            self.messenger_profiles[psid] = profile
+
+    def _get_profile(self, request: httpx.Request, psid: str) -> httpx.Response | None:
+        profile = self.messenger_profiles.get(psid)
+        if profile is None:
+            return None
+        wanted = request.url.params.get("fields", "first_name,last_name,profile_pic").split(",")
+        return httpx.Response(
+            200, json={"id": psid, **{k: v for k, v in profile.items() if k in wanted}}
+        )
 
     def _post_conversions(self, request: httpx.Request, dataset: str) -> httpx.Response:
         if dataset != self.dataset_id:
