@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -814,3 +815,29 @@ def test_durations_in_timeout_labels_are_compact() -> None:
     assert flow_with(timedelta(days=1, hours=2)) == "timeout (1d2h)"
     assert flow_with(timedelta(seconds=90)) == "timeout (1m30s)"
     assert flow_with(timedelta(milliseconds=500)) == "timeout (0.5s)"
+
+
+def test_anywhere_first_wins_over_the_states_own_transitions() -> None:
+    class Commands(Flow):  # type: ignore[type-arg]
+        waiting = State(initial=True)
+        stopped = State(final=True)
+        helped = State(final=True)
+
+        waiting.to(None, F.kind("message"))
+
+        @Flow.anywhere(F.text("STOP"), to="stopped", first=True)
+        def stop(self, event: Any, ctx: Any) -> None: ...
+
+        @Flow.anywhere(F.text("HELP"), to="helped")
+        def help(self, event: Any, ctx: Any) -> None: ...
+
+    flow = Commands()
+    ctx = SimpleNamespace(match=None)
+    stop = flow.match("waiting", _text_event("STOP"), ctx)
+    assert stop is not None and stop.target == "stopped" and stop.first
+    other = flow.match("waiting", _text_event("HELP"), ctx)  # the state's own transition wins
+    assert other is not None and other.target is None
+
+
+def _text_event(text: str) -> Any:
+    return parse(FakeGraphAPI().inbound.whatsapp_text("4915112345678", text))[0]

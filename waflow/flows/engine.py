@@ -31,7 +31,7 @@ from waflow.flows.identity import (
     ConsentRecord,
     Customer,
     LinkedId,
-    find_handoff_code,
+    find_handoff_codes,
     normalize_phone,
 )
 from waflow.flows.windows import (
@@ -146,14 +146,15 @@ class Engine:
         ids = _event_ids(event)
         found = await self.store.index_lookup([linked.key for linked in ids])
         candidates = list(dict.fromkeys(found.values()))
-        code = find_handoff_code(event.text) if isinstance(event, WhatsAppMessage) else None
+        codes = find_handoff_codes(event.text) if isinstance(event, WhatsAppMessage) else []
         used_code = None
-        if code is not None:
+        for code in codes[:3]:  # a real code is rare among words; a few lookups at most
             handoff = await self.store.handoff_get(code)
             if handoff is not None and datetime.fromisoformat(handoff["expires_at"]) > now:
                 used_code = code
                 candidates.insert(0, str(handoff["customer_id"]))
                 candidates = list(dict.fromkeys(candidates))
+                break
         async with self._locked(candidates or []):
             customers = await self._load(candidates)
             primary = customers[0] if customers else Customer(id=uuid.uuid4().hex, created_at=now)

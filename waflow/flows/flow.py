@@ -112,6 +112,7 @@ class Transition:
     handler_name: str | None
     kind: Literal["event", "timeout"]
     label: str
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class _Pending:
     to: object
     guard: object
     handler: Callable[..., Any] | None
+    first: bool = False
 
 
 class State:
@@ -313,13 +315,14 @@ class Flow(Generic[D], metaclass=_FlowMeta):
 
     @staticmethod
     def anywhere(
-        *filters: Filter, to: str | State | None, guard: Guard | None = None
+        *filters: Filter, to: str | State | None, guard: Guard | None = None, first: bool = False
     ) -> Callable[[Fn], Fn]:
         """Decorate ``handler(self, event, ctx)`` for events passing the filters and the guard in
-        every non-final state, after the state's own transitions."""
+        every non-final state, after the state's own transitions — or, with ``first=True``, before
+        them (for commands such as STOP that must win over whatever the state would do)."""
 
         def register(handler: Fn) -> Fn:
-            _mark(handler).__dict__[_MARK].append(_Pending(filters, to, guard, handler))
+            _mark(handler).__dict__[_MARK].append(_Pending(filters, to, guard, handler, first))
             return handler
 
         return register
@@ -391,14 +394,17 @@ class Flow(Generic[D], metaclass=_FlowMeta):
     def match(self, state_name: str, event: Event, ctx: Any) -> Transition | None:
         """The transition ``event`` takes from ``state_name``, or ``None``.
 
-        The state's own event transitions first, then the anywhere transitions, each in
-        declaration order: the first whose filters all pass and whose guard (if any) returns true.
-        A final state matches nothing. Raises :class:`KeyError` for an unknown state.
+        Anywhere transitions declared ``first=True``, then the state's own event transitions, then
+        the other anywhere transitions, each in declaration order: the first whose filters all
+        pass and whose guard (if any) returns true. A final state matches nothing. Raises
+        :class:`KeyError` for an unknown state.
         """
         spec = self._spec()
         if spec.state(state_name).final:
             return None
-        for transition in (*spec.events[state_name], *spec.anywhere):
+        early = tuple(t for t in spec.anywhere if t.first)
+        late = tuple(t for t in spec.anywhere if not t.first)
+        for transition in (*early, *spec.events[state_name], *late):
             if all(f(event, ctx) for f in transition.filters) and (
                 transition.guard is None or transition.guard(event, ctx)
             ):
@@ -658,6 +664,7 @@ class _Checker:
             handler_name=handler,
             kind="event" if timeout is None else "timeout",
             label=label,
+            first=pending.first,
         )
 
     def filters(self, items: tuple[object, ...], where: str) -> tuple[Filter, ...]:

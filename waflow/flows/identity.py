@@ -28,6 +28,7 @@ __all__ = [
     "IdKind",
     "LinkedId",
     "find_handoff_code",
+    "find_handoff_codes",
     "new_handoff_code",
     "normalize_phone",
 ]
@@ -37,8 +38,9 @@ Channel = Literal["whatsapp", "messenger"]
 
 #: Crockford's base32 without I, L, O, U: nothing a customer could misread or mistype.
 HANDOFF_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# The hyphen is required: without it, ordinary words ("WHATSAPP") would look like codes.
 _HANDOFF_PATTERN = re.compile(
-    rf"(?<![0-9A-Z])([{HANDOFF_ALPHABET}]{{4}})-?([{HANDOFF_ALPHABET}]{{4}})(?![0-9A-Z])"
+    rf"(?<![0-9A-Z])([{HANDOFF_ALPHABET}]{{4}})-([{HANDOFF_ALPHABET}]{{4}})(?![0-9A-Z])"
 )
 _APPLIED_KEEP = 200
 
@@ -70,12 +72,17 @@ def new_handoff_code() -> str:
     return f"{raw[:4]}-{raw[4:]}"
 
 
-def find_handoff_code(text: str | None) -> str | None:
-    """The first handoff code in a customer's message, normalized (``k7q2m9xp`` -> ``K7Q2-M9XP``)."""
+def find_handoff_codes(text: str | None) -> list[str]:
+    """Every handoff-code-shaped word in a customer's message (``k7q2-m9xp`` -> ``K7Q2-M9XP``)."""
     if not text:
-        return None
-    match = _HANDOFF_PATTERN.search(text.upper())
-    return f"{match.group(1)}-{match.group(2)}" if match else None
+        return []
+    return [f"{m.group(1)}-{m.group(2)}" for m in _HANDOFF_PATTERN.finditer(text.upper())]
+
+
+def find_handoff_code(text: str | None) -> str | None:
+    """The first handoff-code-shaped word in a customer's message, or ``None``."""
+    codes = find_handoff_codes(text)
+    return codes[0] if codes else None
 
 
 class LinkedId(BaseModel):
