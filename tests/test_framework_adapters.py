@@ -32,8 +32,8 @@ def _app(fake: FakeGraphAPI, text: str) -> App:
 
 def test_fastapi_adapter(fake: FakeGraphAPI) -> None:
     pytest.importorskip("fastapi")
-    from starlette.testclient import TestClient
     from fastapi_app import create_api
+    from starlette.testclient import TestClient
 
     client = TestClient(create_api(_app(fake, "Hallo aus FastAPI!")))
     hello = client.get(
