@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/waflow demo
 
-## The whole quality gate: lint, format, types, tests with coverage.
-test: lint typecheck pytest
+## The whole quality gate: lint, format, types, the documentation site, tests with coverage.
+test: lint typecheck docs pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
@@ -30,6 +30,11 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest --cov=waflow --cov-report=term $(PYTEST_ARGS)
+
+## The documentation site (mkdocs.yml) into site/, strictly: a broken link, anchor or docstring fails.
+## Its code blocks are executed by tests/test_docs.py.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## Benchmarks against the peer (pywa), in their own virtualenv (.bench-venv); see docs/performance.md.
 ## BENCH_ARGS: e.g. `send_overhead`, `--quick` (a smoke run), `--rebuild` (a fresh .bench-venv).

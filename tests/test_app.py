@@ -463,3 +463,14 @@ def test_dispatch_sync_for_sync_frameworks(fake: FakeGraphAPI, clock: FrozenCloc
     response: WebhookResponse = app.dispatch_sync(signed(wa_body(wa_message(1))))
     assert response.status == 200
     assert fake.sent.texts() == ["sync"]
+
+
+@pytest.mark.parametrize("attribute", ["app", "asgi"])
+def test_uvicorn_serves_the_app_as_asgi3(attribute: str) -> None:
+    from uvicorn.config import Config
+
+    app = App(app_secret=SECRET, store=MemoryStore())
+    target = app if attribute == "app" else app.asgi
+    config = Config(target, lifespan="on")
+    config.load()
+    assert config.interface == "asgi3"

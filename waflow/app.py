@@ -5,7 +5,8 @@ webhook deliveries (POST) of both channels on one endpoint: it checks the body s
 signature, parses every event, records them durably in the inbox, answers 200 — only after that —
 and hands the events to the router, in order per customer, retrying failed handlers with backoff.
 
-``app.asgi`` runs it under any ASGI server (``uvicorn module:app.asgi``); the documented adapters
+The app is an ASGI application (``uvicorn module:app``; ``app.asgi`` is the same as a plain
+function); the documented adapters
 for FastAPI/Starlette and Flask are a few lines each (see docs/webhooks.md).
 
 Answers: 200 for well-formed webhooks (unknown kinds included), 400 for malformed JSON or a body
@@ -359,8 +360,17 @@ class App:
 
     @property
     def asgi(self) -> Callable[[ASGIScope, ASGIReceive, ASGISend], Awaitable[None]]:
-        """This app as an ASGI application (``uvicorn module:app.asgi``)."""
-        return self.__call__
+        """This app as a plain ASGI 3 function (the app itself is an ASGI app too).
+
+        A function, not the bound ``__call__``: servers such as uvicorn take a bound method for
+        an old-style ASGI 2 app and would fail every request.
+        """
+        app = self
+
+        async def asgi_app(scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+            await app(scope, receive, send)
+
+        return asgi_app
 
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         if scope["type"] == "lifespan":

@@ -75,7 +75,9 @@ class Inbox:
     """Records events in a :class:`~waflow.store.Store` and feeds them to ``handle``.
 
     ``retry_delays`` are the waits between attempts (the budget is one more than their number);
-    ``lease_seconds`` bounds how long one worker may hold an event before another may take it.
+    ``lease_seconds`` bounds how long one worker may hold an event before another may take it,
+    and so how long a worker that died mid-handling (SIGKILL, OOM) delays that customer's events:
+    30 s by default, the engine's customer lock TTL, which bounds a handler's run anyway.
     """
 
     def __init__(
@@ -85,7 +87,7 @@ class Inbox:
         *,
         clock: Clock | None = None,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 30.0,
         owner: str | None = None,
     ) -> None:
         self.store = store
@@ -94,7 +96,6 @@ class Inbox:
         self.retry_delays = tuple(retry_delays)
         self.lease_seconds = lease_seconds
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
-        self._known: dict[str, Event] = {}
 
     @property
     def max_attempts(self) -> int:
@@ -120,38 +121,38 @@ class Inbox:
         if customers is None:
             customers = await self.store.inbox_due_customers(self.clock.now())
         order = list(customers)
-        self._known = dict(known or {})
+        cache = dict(known or {})  # per call: concurrent calls must not share it
         stopped: set[str] = set()
         handled = 0
         for customer in order:  # one step per event: keeps the batch's order
             if customer in stopped:
                 continue
-            outcome = await self._step(customer)
+            outcome = await self._step(customer, cache)
             if outcome:
                 handled += 1
             else:
                 stopped.add(customer)
         for customer in dict.fromkeys(order):  # then whatever else is due for them
             if customer not in stopped:
-                handled += await self._drain(customer)
+                handled += await self._drain(customer, cache)
         return handled
 
-    async def _step(self, customer: str) -> bool:
+    async def _step(self, customer: str, cache: dict[str, Event]) -> bool:
         """Handle the customer's next due event; false if there was none or it failed."""
         now = self.clock.now()
         item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
-        return item is not None and await self._attempt(item)
+        return item is not None and await self._attempt(item, cache)
 
-    async def _drain(self, customer: str) -> int:
+    async def _drain(self, customer: str, cache: dict[str, Event]) -> int:
         handled = 0
-        while await self._step(customer):
+        while await self._step(customer, cache):
             handled += 1
         return handled
 
-    async def _attempt(self, item: InboxItem) -> bool:
+    async def _attempt(self, item: InboxItem, cache: dict[str, Event]) -> bool:
         try:
             # Events that were just parsed need not be rebuilt from their stored form.
-            known = self._known.pop(item.key, None)
+            known = cache.pop(item.key, None)
             event = known if known is not None else _deserialize(item.event)
             await self.handle(event)
         except asyncio.CancelledError:

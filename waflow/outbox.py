@@ -153,6 +153,8 @@ class Outbox:
     ``whatsapp`` / ``messenger`` are the clients (one, or one per number or Page); a WhatsApp
     message from a number without its own client goes through the first client, re-targeted.
     ``guard`` checks each message just before it is sent (see :data:`SendGuard`).
+    ``lease_seconds`` is how long a claimed message is held by its worker: if the worker dies
+    mid-send, the message goes out again (at least once) after at most that long.
     """
 
     def __init__(
@@ -164,7 +166,7 @@ class Outbox:
         clock: Clock | None = None,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         give_up_after: timedelta = DEFAULT_GIVE_UP_AFTER,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 30.0,
         batch_size: int = 50,
         owner: str | None = None,
         guard: SendGuard | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_bot.config import ShopConfig
-from shop_bot.flow import Shop, make_flow
+from shop_bot.flow import Shop, ShopFlow
 from waflow import App, AsyncMessenger, AsyncWhatsApp
 from waflow.clock import Clock
 from waflow.config import Settings
@@ -64,7 +64,8 @@ def build_app(
         )
 
     engine = Engine(
-        make_flow(shop),
+        ShopFlow,
+        services=shop,
         store=store,
         clock=clock,
         whatsapp_number=whatsapp.phone_number_id,

@@ -153,6 +153,11 @@ class FlowContext(Generic[D]):
         self.state_changed = False
 
     @property
+    def services(self) -> Any:
+        """What the engine was given as ``services=`` (a shop's catalog, texts, clients …)."""
+        return self.engine.services
+
+    @property
     def customer_state(self) -> str:
         """The conversation's current state (what :func:`waflow.filters.state` reads)."""
         return self.state

@@ -71,6 +71,8 @@ class Engine:
     free-form WhatsApp message when the service window is closed (without one,
     :class:`OutsideServiceWindowError` is raised). ``default_region`` reads local phone numbers.
     ``dataset_id`` enables conversion reports (``ctx.report_conversion``) to that dataset.
+    ``services`` is anything the flow's handlers need besides the customer (a catalog, texts,
+    clients); they find it as ``ctx.services``, so a flow class needs no globals.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class Engine:
         default_region: str | None = None,
         fallback_template: FallbackTemplate | None = None,
         dataset_id: str | None = None,
+        services: Any = None,
         opt_out_keywords: Sequence[str] = DEFAULT_OPT_OUT_KEYWORDS,
         handoff_lifetime: timedelta = timedelta(days=3),
         lock_ttl: float = 30.0,
@@ -99,6 +102,7 @@ class Engine:
         self.default_region = default_region
         self.fallback_template = fallback_template
         self.dataset_id = dataset_id
+        self.services = services
         self.opt_out_keywords = frozenset(k.strip().casefold() for k in opt_out_keywords)
         self.handoff_lifetime = handoff_lifetime
         self.lock_ttl = lock_ttl
