@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -474,3 +475,19 @@ def test_uvicorn_serves_the_app_as_asgi3(attribute: str) -> None:
     config = Config(target, lifespan="on")
     config.load()
     assert config.interface == "asgi3"
+
+
+async def test_prune_forgets_old_events_but_not_within_metas_retry_period(
+    fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app = make_app(fake, clock)
+    calls: list[str] = []
+    app.message()(lambda event, ctx: calls.append(event.id))
+    request = signed(wa_body(wa_message(1)))
+    await app.dispatch(request)
+    clock.advance(timedelta(days=7))
+    assert await app.prune() == 0
+    await app.dispatch(request)  # a redelivery on day 7 is still recognised
+    clock.advance(timedelta(days=2))
+    assert await app.prune() == 1
+    assert calls == ["wamid.TEST1"]

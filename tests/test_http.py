@@ -334,3 +334,13 @@ def test_compressed_response_is_read(flavour: Flavour) -> None:
     result = send(flavour, wa)
 
     assert result.wa_id == CUSTOMER
+
+
+@pytest.mark.parametrize("token", ["EAAG…", "EAAGabc\n", "EAAG abc"])
+def test_a_malformed_token_is_refused_at_construction_without_echoing_it(token: str) -> None:
+    from waflow import WhatsApp
+    from waflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="printable ASCII") as info:
+        WhatsApp(access_token=token, phone_number_id="1")
+    assert token.strip() not in str(info.value)

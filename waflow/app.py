@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -51,6 +52,8 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "App", "WebhookRequest", "WebhookResponse"]
 
 logger = logging.getLogger("waflow.app")
 
+#: How long handled events are remembered for deduplication (Meta retries for up to 7 days).
+DEDUPE_RETENTION = timedelta(days=8)
 #: Bodies above this size are refused with 413 (Meta's webhooks are a few KiB).
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -209,6 +212,26 @@ class App:
     def dispatch_sync(self, request: WebhookRequest) -> WebhookResponse:
         """:meth:`dispatch` for synchronous frameworks (Flask, Django): runs its own event loop."""
         return asyncio.run(self.dispatch(request))
+
+    async def prune(self, older_than: timedelta = DEDUPE_RETENTION) -> int:
+        """Forget handled events received more than ``older_than`` ago; return how many.
+
+        Their ids are what recognises Meta's redeliveries, so keep them longer than Meta retries
+        (7 days): the default is 8 days. Served under ASGI, this runs every hour.
+        """
+        return await self.store.inbox_prune(self.clock.now() - older_than)
+
+    async def _housekeeping(self, interval: float = 3600.0) -> None:
+        while True:
+            try:
+                pruned = await self.prune()
+                if pruned:
+                    logger.info("pruned %d handled webhook events", pruned)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("pruning the inbox failed; trying again in an hour")
+            await self.clock.asleep(interval)
 
     async def run_pending(self) -> int:
         """Do everything that is due now: handle events (retries, leftovers, events recorded with
@@ -414,6 +437,7 @@ class App:
                 ]
                 if self.engine is not None:
                     runners.append(asyncio.create_task(self.engine.run(self.retry_interval)))
+                runners.append(asyncio.create_task(self._housekeeping()))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for runner in runners:

@@ -185,6 +185,15 @@ class _GraphCore:
             access_token.get_secret_value() if isinstance(access_token, SecretStr) else access_token
         ):
             raise ConfigError(f"{token_name} is required (or set WAFLOW_{token_name.upper()})")
+        raw_token = (
+            access_token.get_secret_value() if isinstance(access_token, SecretStr) else access_token
+        )
+        if not raw_token.isascii() or any(ch.isspace() for ch in raw_token):
+            # It would fail later inside httpx with an error that quotes the header (the token).
+            raise ConfigError(
+                f"{token_name} must be printable ASCII without spaces: check for a copy-paste "
+                "placeholder (…) or a trailing newline"
+            )
         _check_max_retries(max_retries)
         self.access_token = (
             access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)

@@ -31,6 +31,7 @@ __all__ = [
     "check_whatsapp_send",
     "close_window",
     "free_entry_until",
+    "is_window_open",
     "record_inbound",
     "record_reply",
     "window_closes_at",

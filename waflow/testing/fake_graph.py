@@ -36,7 +36,7 @@ import random
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -54,7 +54,7 @@ from waflow.messenger.messages import Message as MessengerMessage
 from waflow.messenger.messages import from_body as messenger_from_body
 from waflow.testing.fake_catalog import DEFAULT_CATALOG_ID, FakeCatalog
 from waflow.testing.fake_templates import FakeTemplates
-from waflow.testing.inbound import Inbound
+from waflow.testing.inbound import Inbound, StatusName, WebhookBody
 from waflow.webhooks import SIGNATURE_HEADER
 from waflow.webhooks import sign as signature_of
 from waflow.whatsapp.client import AsyncWhatsApp, WhatsApp
@@ -75,6 +75,16 @@ _VERSION = r"/v\d+\.\d+"
 _HANDLER = Callable[..., httpx.Response]
 
 Channel = Literal["whatsapp", "messenger"]
+
+# How far a status takes a sent message (a lower one arriving late changes nothing).
+_STATUS_RANK = {"sent": 0, "delivered": 1, "read": 2, "played": 3, "failed": 4}
+# Titles of the failures tests meet most, as Meta names them in failed statuses.
+_FAILURE_TITLES = {
+    131047: "Re-engagement message",
+    131026: "Message undeliverable",
+    131049: "This message was not delivered to maintain healthy ecosystem engagement.",
+    131000: "Something went wrong",
+}
 
 
 @dataclass(frozen=True)
@@ -266,6 +276,10 @@ class FakeGraphAPI:
         self.page_id = page_id
         self.dataset_id = DEFAULT_DATASET_ID
         self.base_url = base_url.rstrip("/")
+        #: Where the download URLs of ``GET /{media-id}`` point: Meta's lookaside host. While
+        #: :func:`~waflow.testing.http_fake.serve_fake` serves the fake over HTTP it points at
+        #: that server, so a client downloading media reaches the fake, not the internet.
+        self.media_base_url = f"https://{MEDIA_HOST}"
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
@@ -303,6 +317,8 @@ class FakeGraphAPI:
             self._enforce_window = False
             self._last_inbound: dict[tuple[str, str], datetime] = {}
             self.window_violations: list[dict[str, Any]] = []
+            #: The furthest status each sent message has reached in a status progression.
+            self._progress: dict[str, StatusName] = {}
             self.catalog.reset()
             self.templates.reset()
 
@@ -516,6 +532,168 @@ class FakeGraphAPI:
         """A signed webhook POST of ``body``, ready for :meth:`waflow.App.dispatch`."""
         raw, headers = self.sign(body)
         return WebhookRequest(method="POST", body=raw, headers=headers, path=path)
+
+    # -- status progressions -------------------------------------------------------------------
+
+    def status(
+        self,
+        message: SentMessage | str,
+        status: StatusName,
+        *,
+        errors: Sequence[tuple[int, str]] | None = None,
+    ) -> WebhookBody:
+        """The status webhook Meta would POST about a message the fake accepted.
+
+        ``message`` is a :class:`SentMessage` or its id. WhatsApp: a ``statuses`` body (via
+        :meth:`Inbound.whatsapp_status <waflow.testing.inbound.Inbound.whatsapp_status>`) to the
+        message's recipient, from the number that sent it, carrying its
+        ``biz_opaque_callback_data`` and the pricing category Meta would bill (``service`` for
+        free-form messages, the registered template's category, else ``utility``). Messenger: a
+        ``delivery`` (``delivered``) or ``read`` (``read``) event of the customer's thread; Meta
+        reports nothing else there. The fake remembers how far each message got (see
+        :meth:`undelivered`). Raises :class:`ValueError` for a message the fake never sent or a
+        status its channel does not have. Dispatch the body with
+        ``await app.dispatch(fake.webhook_request(body))``.
+        """
+        sent = self._sent_message(message)
+        if sent.channel == "messenger":
+            body = self._messenger_status(sent, status)
+        else:
+            recipient = _digits(sent.to)
+            body = self.inbound.whatsapp_status(
+                sent.message_id,
+                status,
+                recipient,
+                errors=errors,
+                callback_data=sent.body.get("biz_opaque_callback_data"),
+                category=self._pricing_category(sent),
+                phone_number_id=sent.sender_id,
+                # A message sent to a business-scoped user id has no number to report.
+                user_id=None if recipient else sent.to,
+            )
+        with self._lock:
+            self._advance(sent, status)
+        return body
+
+    def deliver(self, message: SentMessage | str) -> WebhookBody:
+        """The ``delivered`` status of ``message`` (see :meth:`status`)."""
+        return self.status(message, "delivered")
+
+    def read(self, message: SentMessage | str) -> WebhookBody:
+        """The ``read`` status of ``message`` (see :meth:`status`)."""
+        return self.status(message, "read")
+
+    def fail(
+        self, message: SentMessage | str, *, code: int = 131047, title: str | None = None
+    ) -> WebhookBody:
+        """A ``failed`` status of a WhatsApp ``message`` with Graph error ``code`` (default
+        131047, the 24-hour window) and ``title`` (see :meth:`status`)."""
+        return self.status(
+            message, "failed", errors=[(code, title or _FAILURE_TITLES.get(code, f"Error {code}"))]
+        )
+
+    def undelivered(self, to: str | None = None) -> SentLog:
+        """The sent messages (to ``to``, if given) that no status has reported delivered, read
+        or failed yet, oldest first."""
+        sent = self.sent.to(to) if to is not None else self.sent
+        return SentLog(m for m in sent if self._progress.get(m.message_id, "sent") == "sent")
+
+    def deliver_all(self, to: str | None = None) -> list[WebhookBody]:
+        """The ``delivered`` statuses of every :meth:`undelivered` message (to ``to``), in order:
+        one body per WhatsApp message and, as Meta batches them, one per run of Messenger
+        messages to the same customer."""
+        bodies: list[WebhookBody] = []
+        pending = self.undelivered(to)
+        index = 0
+        while index < len(pending):
+            sent = pending[index]
+            if sent.channel == "whatsapp":
+                bodies.append(self.deliver(sent))
+                index += 1
+                continue
+            run = [sent]
+            while (
+                index + len(run) < len(pending)
+                and pending[index + len(run)].channel == "messenger"
+                and pending[index + len(run)].to == sent.to
+            ):
+                run.append(pending[index + len(run)])
+            bodies.append(
+                self.inbound.messenger_delivery(self._psid_of(sent), [m.message_id for m in run])
+            )
+            with self._lock:
+                for item in run:
+                    self._advance(item, "delivered")
+            index += len(run)
+        return bodies
+
+    def read_all(self, to: str | None = None) -> list[WebhookBody]:
+        """Every status that brings the sent messages (to ``to``) to ``read``, in order: the
+        ``delivered`` ones still missing (:meth:`deliver_all`), then a ``read`` per WhatsApp
+        message and one ``read`` per Messenger customer (its watermark covers all before it)."""
+        bodies = self.deliver_all(to)
+        sent = self.sent.to(to) if to is not None else self.sent
+        unread = [m for m in sent if self._progress.get(m.message_id) == "delivered"]
+        readers: dict[str, SentMessage] = {}
+        for message in unread:
+            if message.channel == "whatsapp":
+                bodies.append(self.read(message))
+            else:
+                readers[message.to] = message  # the newest one per customer
+        for message in readers.values():
+            bodies.append(self.read(message))
+        return bodies
+
+    def _sent_message(self, message: SentMessage | str) -> SentMessage:
+        if isinstance(message, SentMessage):
+            return message
+        for sent in reversed(self.sent):
+            if sent.message_id == message:
+                return sent
+        raise ValueError(f"the fake sent no message with id {message!r}")
+
+    def _messenger_status(self, sent: SentMessage, status: StatusName) -> WebhookBody:
+        psid = self._psid_of(sent)
+        if status == "delivered":
+            return self.inbound.messenger_delivery(psid, [sent.message_id])
+        if status == "read":
+            # A read watermark covers everything sent before it; the fake marks them read too.
+            with self._lock:
+                for earlier in self.sent.on("messenger").to(sent.to):
+                    if earlier.sent_at <= sent.sent_at:
+                        self._advance(earlier, "read")
+            return self.inbound.messenger_read(psid)
+        raise ValueError(
+            f"Messenger reports only 'delivered' and 'read', not {status!r}: a failed Messenger "
+            "send is refused by the Send API itself (use fake.fail_next)"
+        )
+
+    @staticmethod
+    def _psid_of(sent: SentMessage) -> str:
+        recipient = sent.message.recipient
+        if recipient.id is None:
+            raise ValueError(
+                "Meta reports deliveries only for messages sent to a PSID, not to a user_ref, "
+                "comment or post"
+            )
+        return str(recipient.id)
+
+    def _pricing_category(self, sent: SentMessage) -> str:
+        if sent.type != "template":
+            return "service"
+        template = sent.body.get("template") or {}
+        language = (template.get("language") or {}).get("code", "")
+        registered = self.templates.get(str(template.get("name", "")), str(language))
+        category = registered.category if registered is not None else None
+        # Without a registered template the fake cannot know; utility is the common case.
+        return category.lower() if category else "utility"
+
+    def _advance(self, sent: SentMessage, status: StatusName) -> None:
+        current = self._progress.get(sent.message_id, "sent")
+        if current == "failed":
+            return
+        if status == "failed" or _STATUS_RANK[status] > _STATUS_RANK[current]:
+            self._progress[sent.message_id] = status
 
     # -- media ---------------------------------------------------------------------------------
 
@@ -867,7 +1045,7 @@ class FakeGraphAPI:
             return self._unmatched(request)
         media.url_issued_at = self.clock.monotonic()
         url = (
-            f"https://{MEDIA_HOST}/whatsapp_business/attachments/"
+            f"{self.media_base_url}/whatsapp_business/attachments/"
             f"?mid={media_id}&ext={int(media.url_issued_at)}&hash=ATfake"
         )
         return httpx.Response(
