@@ -386,14 +386,22 @@ class App:
         """This app as a plain ASGI 3 function (the app itself is an ASGI app too).
 
         A function, not the bound ``__call__``: servers such as uvicorn take a bound method for
-        an old-style ASGI 2 app and would fail every request.
+        an old-style ASGI 2 app and would fail every request. The same function every time;
+        its ``__self__`` is the app, as for a method.
         """
-        app = self
+        cached: Callable[[ASGIScope, ASGIReceive, ASGISend], Awaitable[None]] | None = (
+            self.__dict__.get("_asgi_function")
+        )
+        if cached is None:
+            app = self
 
-        async def asgi_app(scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
-            await app(scope, receive, send)
+            async def asgi_app(scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+                await app(scope, receive, send)
 
-        return asgi_app
+            asgi_app.__self__ = app  # type: ignore[attr-defined]
+            cached = asgi_app
+            self.__dict__["_asgi_function"] = cached
+        return cached
 
     async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
         if scope["type"] == "lifespan":
