@@ -103,7 +103,7 @@ class _Route:
     handler: Handler
 
     def matches(self, event: Event, ctx: HandlerContext) -> bool:
-        return all(f(event, ctx) for f in self.filters)
+        return all(check(event, ctx) for check in self.filters)
 
 
 class Router:
@@ -175,7 +175,7 @@ class Router:
     def _resolve(
         self, event: Event, ctx: HandlerContext, outer: list[Middleware]
     ) -> tuple[Handler, list[Middleware]] | None:
-        if not all(f(event, ctx) for f in self.filters):
+        if self.filters and not all(f(event, ctx) for f in self.filters):
             return None
         chain = [*outer, *self._middleware]
         for route in self._routes:
