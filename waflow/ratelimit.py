@@ -10,6 +10,11 @@ off. It uses the generic cell rate algorithm (GCRA, a token bucket kept as a sin
 integer nanoseconds, so a limit of 80/s never lets 81 sends into any one-second window, not even by
 floating-point drift. The same reservation code serves threads (``wait``) and asyncio (``await_turn``);
 only the waiting differs.
+
+Booking a slot is not enough on a real machine: a task that wakes late (a busy event loop, a
+garbage-collection pause) would send late while the next one keeps its slot, and the two would go
+out back to back. So a send also *departs*: when it wakes, its actual time is checked against the
+same limit, and it waits again if it would go too soon after the sends before it.
 """
 
 from __future__ import annotations
@@ -78,6 +83,31 @@ class _CellRate:
             self._prune(now_ns)
         return start - at
 
+    def conform(self, key: object, now_ns: int) -> int:
+        """Count an event for ``key`` happening now if that keeps the limit; else the wait (ns).
+
+        Returns 0 when the event was counted; a positive number of nanoseconds to wait before
+        asking again otherwise (nothing is booked then).
+        """
+        tat = max(self._tat.get(key, now_ns), now_ns)
+        allowed_at = tat - self._tolerance
+        if now_ns < allowed_at:
+            return allowed_at - now_ns
+        self._tat[key] = tat + self._interval
+        self._reservations += 1
+        if self._reservations % _PRUNE_EVERY == 0:
+            self._prune(now_ns)
+        return 0
+
+    def catch_up(self, key: object, tat_ns: int) -> None:
+        """Book nothing before ``tat_ns`` for ``key`` (after a send went out later than booked)."""
+        if self._tat.get(key, tat_ns) < tat_ns:
+            self._tat[key] = tat_ns
+
+    def next_ns(self, key: object) -> int | None:
+        """The theoretical arrival time of ``key``, if it has one."""
+        return self._tat.get(key)
+
     def _prune(self, now_ns: int) -> None:
         # A key whose arrival time has passed behaves exactly like an unseen key. Only the real
         # now may decide that: another key may still book a slot before a future ``earliest_ns``.
@@ -110,6 +140,8 @@ class Pacer:
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self._sender = _CellRate(RateLimit(throughput, burst))
+        # The same limit over the times sends actually went out (see the module docstring).
+        self._departed = _CellRate(RateLimit(throughput, burst))
         self._pair = _CellRate(RateLimit(1.0 / pair_interval, pair_burst)) if pair_pacing else None
         self._lock = threading.Lock()
 
@@ -119,7 +151,11 @@ class Pacer:
         return self._sender.limit.rate
 
     def reserve(self, sender: str, recipient: str | None = None) -> float:
-        """Book a slot and return the seconds to wait before sending (no waiting here)."""
+        """Book a slot and return the seconds to wait before sending (no waiting here).
+
+        Only the plan: :meth:`wait` and :meth:`await_turn` also check the moment the send really
+        goes out. Call :meth:`depart` after sleeping yourself to do the same.
+        """
         with self._lock:
             now_ns = round(self.clock.monotonic() * _NS)
             delay = self._sender.reserve(sender, now_ns)
@@ -129,19 +165,42 @@ class Pacer:
                 delay += self._pair.reserve((sender, recipient), now_ns, now_ns + delay)
         return delay / _NS
 
+    def depart(self, sender: str) -> float:
+        """Count a send from ``sender`` going out now, if the throughput allows it now.
+
+        Returns 0.0 when it was counted (send now), else the seconds to wait before asking again.
+        A send that woke later than its slot pushes the slots booked after it accordingly.
+        """
+        with self._lock:
+            now_ns = round(self.clock.monotonic() * _NS)
+            wait_ns = self._departed.conform(sender, now_ns)
+            if wait_ns == 0:
+                departed = self._departed.next_ns(sender)
+                if departed is not None:
+                    self._sender.catch_up(sender, departed)
+        return wait_ns / _NS
+
     def wait(self, sender: str, recipient: str | None = None) -> float:
         """Block until a send from ``sender`` (to ``recipient``) may go; return seconds waited."""
-        delay = self.reserve(sender, recipient)
-        if delay > 0:
-            self.clock.sleep(delay)
-        return delay
+        waited = delay = self.reserve(sender, recipient)
+        while True:
+            if delay > 0:
+                self.clock.sleep(delay)
+            delay = self.depart(sender)
+            if delay <= 0:
+                return waited
+            waited += delay
 
     async def await_turn(self, sender: str, recipient: str | None = None) -> float:
         """Async :meth:`wait`: suspend the task, not the thread."""
-        delay = self.reserve(sender, recipient)
-        if delay > 0:
-            await self.clock.asleep(delay)
-        return delay
+        waited = delay = self.reserve(sender, recipient)
+        while True:
+            if delay > 0:
+                await self.clock.asleep(delay)
+            delay = self.depart(sender)
+            if delay <= 0:
+                return waited
+            waited += delay
 
     def __repr__(self) -> str:
         pair = "on" if self._pair is not None else "off"
