@@ -79,6 +79,19 @@ def shop_bot(app: App) -> App:
     async def tapped(event: Any, ctx: HandlerContext) -> None:
         ctx.reply(f"Gewählt: {event.reply_title} ({event.reply_id})")
 
+    @app.message(F.channel("whatsapp"), F.message_type("image"))
+    async def photo(event: Any, ctx: HandlerContext) -> None:
+        content = await ctx.whatsapp.media.download(event.image.id)
+        ctx.reply(f"Foto erhalten ({len(content)} Bytes): {event.image.caption}")
+
+    @app.message(F.channel("whatsapp"), F.message_type("reaction"))
+    async def reaction(event: Any, ctx: HandlerContext) -> None:
+        on = event.reaction.message_id
+        if event.reaction.emoji:
+            ctx.reply(f"Reaktion {event.reaction.emoji} auf {on}")
+        else:
+            ctx.reply(f"Reaktion entfernt auf {on}")
+
     @app.message(F.channel("whatsapp"), F.message_type("location"))
     async def located(event: Any, ctx: HandlerContext) -> None:
         where = event.location
@@ -223,6 +236,26 @@ async def test_orders_from_the_catalog(customer: Customer, fake_graph: FakeGraph
 async def test_sends_a_location(customer: Customer) -> None:
     replies = await customer.whatsapp.sends_location(52.52, 13.405, name="Alexanderplatz")
     assert replies.texts() == ["Standort: 52.52, 13.405 Alexanderplatz"]
+
+
+async def test_sends_a_photo_the_bot_can_download(
+    customer: Customer, fake_graph: FakeGraphAPI
+) -> None:
+    replies = await customer.whatsapp.sends_media("image", b"\xff\xd8 photo", caption="Kaputt")
+
+    assert replies.texts() == ["Foto erhalten (8 Bytes): Kaputt"]
+    assert "(WhatsApp): sends a photo: Kaputt" in customer.transcript()
+
+
+async def test_reacts_to_the_last_reply_and_removes_the_reaction(customer: Customer) -> None:
+    await customer.whatsapp.says("Menü")
+    asked = customer.whatsapp.last_reply
+
+    liked = await customer.whatsapp.reacts("👍")
+    removed = await customer.whatsapp.reacts(None, to=asked.message_id)
+
+    assert liked.texts() == [f"Reaktion 👍 auf {asked.message_id}"]
+    assert removed.texts() == [f"Reaktion entfernt auf {asked.message_id}"]
 
 
 async def test_comes_from_a_click_to_whatsapp_ad(customer: Customer) -> None:

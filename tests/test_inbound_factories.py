@@ -6,6 +6,7 @@ parse) and must come out as the expected typed event, with the fake's clock and 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -28,7 +29,7 @@ from waflow.routing import HandlerContext
 from waflow.store.memory import MemoryStore
 from waflow.testing import FakeGraphAPI, FrozenClock, Inbound
 from waflow.webhooks import unwrap
-from waflow.whatsapp import build
+from waflow.whatsapp import WhatsApp, build
 from waflow.whatsapp.events import WhatsAppMessage, WhatsAppStatus
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -270,6 +271,124 @@ def test_interactive_reply_without_earlier_message_gets_a_fresh_context_id(
     assert event.replied_to is not None
     assert event.replied_to.startswith("wamid.")
     assert event.replied_to != event.id
+
+
+def test_whatsapp_location_of_a_place(fake: FakeGraphAPI) -> None:
+    body = fake.inbound.whatsapp_location(
+        LENA,
+        52.5219,
+        13.4132,
+        place_name="Fahrradladen",
+        address="Torstraße 1, Berlin",
+        name="Lena",
+    )
+    event = whatsapp_message(fake, body)
+
+    assert event.type == "location"
+    assert event.location is not None
+    assert (event.location.latitude, event.location.longitude) == (52.5219, 13.4132)
+    assert (event.location.name, event.location.address) == ("Fahrradladen", "Torstraße 1, Berlin")
+    assert event.profile_name == "Lena"
+    # Meta sends coordinates as JSON numbers, not strings.
+    raw = body["entry"][0]["changes"][0]["value"]["messages"][0]["location"]
+    assert raw == {
+        "latitude": 52.5219,
+        "longitude": 13.4132,
+        "name": "Fahrradladen",
+        "address": "Torstraße 1, Berlin",
+    }
+
+
+def test_whatsapp_location_of_a_dropped_pin_has_only_coordinates(fake: FakeGraphAPI) -> None:
+    event = whatsapp_message(fake, fake.inbound.whatsapp_location(LENA, -33.8688, 151.2093))
+
+    assert event.location is not None
+    assert (event.location.name, event.location.address) == (None, None)
+    assert event.raw["location"] == {"latitude": -33.8688, "longitude": 151.2093}
+
+
+@pytest.mark.parametrize(
+    ("kind", "mime_type"),
+    [
+        ("image", "image/jpeg"),
+        ("audio", "audio/ogg; codecs=opus"),
+        ("video", "video/mp4"),
+        ("document", "application/pdf"),
+        ("sticker", "image/webp"),
+    ],
+)
+def test_whatsapp_media_of_every_kind_can_be_downloaded(
+    fake: FakeGraphAPI, kind: str, mime_type: str
+) -> None:
+    content = f"the {kind} bytes".encode()
+    event = whatsapp_message(fake, fake.inbound.whatsapp_media(LENA, kind, content))  # type: ignore[arg-type]
+
+    assert event.type == kind
+    media = event.media
+    assert media is not None and media is getattr(event, kind)
+    assert media.mime_type == mime_type
+    assert media.sha256 == base64.b64encode(hashlib.sha256(content).digest()).decode()
+    with fake.client() as http:
+        wa = WhatsApp(
+            access_token=fake.access_token, phone_number_id=fake.phone_number_id, http_client=http
+        )
+        assert wa.media.download(media.id) == content
+
+
+def test_whatsapp_photo_with_caption_and_a_document_with_its_filename(fake: FakeGraphAPI) -> None:
+    photo = whatsapp_message(
+        fake, fake.inbound.whatsapp_media(LENA, "image", b"\xff\xd8", caption="Die Bremse")
+    )
+    invoice = whatsapp_message(
+        fake,
+        fake.inbound.whatsapp_media(
+            LENA, "document", b"%PDF", filename="rechnung.pdf", caption="Rechnung"
+        ),
+    )
+    voice = whatsapp_message(fake, fake.inbound.whatsapp_media(LENA, "audio", b"OggS", voice=True))
+
+    assert photo.image is not None and photo.image.caption == "Die Bremse"
+    assert invoice.document is not None
+    assert (invoice.document.filename, invoice.document.caption) == ("rechnung.pdf", "Rechnung")
+    assert voice.audio is not None and voice.audio.voice is True
+
+
+def test_whatsapp_media_by_the_id_of_a_file_already_in_the_fake(fake: FakeGraphAPI) -> None:
+    media_id = fake.add_media(b"PNG bytes", "image/png", "photo.png")
+    event = whatsapp_message(
+        fake, fake.inbound.whatsapp_media(LENA, "image", media_id=media_id, mime_type="image/png")
+    )
+
+    assert event.image is not None
+    assert event.image.id == media_id
+    assert event.image.sha256 == base64.b64encode(hashlib.sha256(b"PNG bytes").digest()).decode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "complaint"),
+    [
+        ("audio", {"caption": "hi"}, "carries no caption"),
+        ("sticker", {"caption": "hi"}, "carries no caption"),
+        ("image", {"filename": "a.jpg"}, "only a document has a filename"),
+        ("video", {"voice": True}, "only an audio can be a voice note"),
+    ],
+)
+def test_whatsapp_media_refuses_what_meta_never_sends(
+    fake: FakeGraphAPI, kind: str, options: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        fake.inbound.whatsapp_media(LENA, kind, b"x", **options)  # type: ignore[arg-type]
+
+
+def test_whatsapp_reaction_and_its_removal(fake: FakeGraphAPI) -> None:
+    reacted = whatsapp_message(fake, fake.inbound.whatsapp_reaction(LENA, "wamid.ABC", "👍"))
+    removed = whatsapp_message(fake, fake.inbound.whatsapp_reaction(LENA, "wamid.ABC", None))
+
+    assert reacted.type == removed.type == "reaction"
+    assert reacted.reaction is not None and removed.reaction is not None
+    assert (reacted.reaction.message_id, reacted.reaction.emoji) == ("wamid.ABC", "👍")
+    assert (removed.reaction.message_id, removed.reaction.emoji) == ("wamid.ABC", None)
+    assert "emoji" not in removed.raw["reaction"]
 
 
 def test_whatsapp_order(fake: FakeGraphAPI) -> None:

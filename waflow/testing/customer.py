@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from waflow.app import App
 from waflow.testing.fake_graph import Channel, FakeGraphAPI, SentLog, SentMessage
-from waflow.testing.inbound import OrderLine, WebhookBody
+from waflow.testing.inbound import MediaKind, OrderLine, WebhookBody
 from waflow.webhooks import parse
 
 __all__ = [
@@ -663,6 +663,15 @@ class CustomerSide:
         raise NotImplementedError
 
 
+_MEDIA_NAMES = {
+    "image": "a photo",
+    "audio": "an audio",
+    "video": "a video",
+    "document": "a document",
+    "sticker": "a sticker",
+}
+
+
 class WhatsAppSide(CustomerSide):
     """What a customer does on WhatsApp: write, tap, order from the catalog, share a location,
     arrive from a click-to-WhatsApp ad."""
@@ -719,21 +728,62 @@ class WhatsAppSide(CustomerSide):
         address: str | None = None,
     ) -> SentLog:
         """The customer shares a location (a pin, or a place with ``name`` and ``address``)."""
-        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
-        if name is not None:
-            location["name"] = name
-        if address is not None:
-            location["address"] = address
-        body = self._text("location")
-        # fake.inbound has no location factory: the text message's envelope, retyped, is exactly
-        # what Meta sends for a shared location.
-        message = body["entry"][0]["changes"][0]["value"]["messages"][0]
-        del message["text"]
-        message["type"] = "location"
-        message["location"] = location
+        customer = self.customer
+        body = customer.fake.inbound.whatsapp_location(
+            customer.wa_id,
+            latitude,
+            longitude,
+            place_name=name,
+            address=address,
+            name=customer.name,
+            user_id=customer.user_id,
+        )
         place = f" ({name})" if name else ""
-        return await self.customer._act(
+        return await customer._act(
             self.channel, body, f"shares a location {latitude}, {longitude}{place}"
+        )
+
+    async def sends_media(
+        self,
+        kind: MediaKind,
+        content: bytes = b"",
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        filename: str | None = None,
+        voice: bool = False,
+    ) -> SentLog:
+        """The customer sends a photo, voice note, video, file or sticker; the bot can download
+        ``content`` from the fake by the event's media id (see
+        :meth:`Inbound.whatsapp_media <waflow.testing.inbound.Inbound.whatsapp_media>`)."""
+        customer = self.customer
+        body = customer.fake.inbound.whatsapp_media(
+            customer.wa_id,
+            kind,
+            content,
+            mime_type=mime_type,
+            caption=caption,
+            filename=filename,
+            voice=voice,
+            name=customer.name,
+            user_id=customer.user_id,
+        )
+        described = "sends " + ("a voice note" if voice else _MEDIA_NAMES[kind])
+        if caption:
+            described += f": {caption}"
+        return await customer._act(self.channel, body, described)
+
+    async def reacts(self, emoji: str | None, *, to: SentMessage | str | None = None) -> SentLog:
+        """The customer reacts with ``emoji`` to ``to`` (default: the bot's last message to them);
+        ``None`` removes the reaction."""
+        customer = self.customer
+        target = to if to is not None else self.last_reply
+        message_id = target.message_id if isinstance(target, SentMessage) else target
+        body = customer.fake.inbound.whatsapp_reaction(
+            customer.wa_id, message_id, emoji, name=customer.name, user_id=customer.user_id
+        )
+        return await customer._act(
+            self.channel, body, f"reacts {emoji}" if emoji else "removes a reaction"
         )
 
     async def comes_from_ad(

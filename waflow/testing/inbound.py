@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +40,14 @@ OrderLine = tuple[str, int, float, str]
 
 #: The statuses Meta reports for a message the business sent.
 StatusName = Literal["sent", "delivered", "read", "failed", "played"]
+MediaKind = Literal["image", "audio", "video", "document", "sticker"]
+_DEFAULT_MIME_TYPES: dict[str, str] = {
+    "image": "image/jpeg",
+    "audio": "audio/ogg; codecs=opus",
+    "video": "video/mp4",
+    "document": "application/pdf",
+    "sticker": "image/webp",
+}
 
 _WHATSAPP_OBJECT = "whatsapp_business_account"
 _MESSENGER_OBJECT = "page"
@@ -378,6 +387,122 @@ class Inbound:
             user_id=user_id,
             phone_number_id=phone_number_id,
             context_id=context_id or self._replied_message(from_, "template"),
+        )
+
+    def whatsapp_location(
+        self,
+        from_: str,
+        latitude: float,
+        longitude: float,
+        *,
+        place_name: str | None = None,
+        address: str | None = None,
+        url: str | None = None,
+        name: str | None = None,
+        phone_number_id: str | None = None,
+        user_id: str | None = None,
+        username: str | None = None,
+    ) -> WebhookBody:
+        """A shared location: a dropped pin, or a place with ``place_name`` and ``address``.
+
+        ``name`` is the customer's profile name, as for every factory; the place's own name is
+        ``place_name`` (Meta's ``location.name``).
+        """
+        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        for key, value in (("name", place_name), ("address", address), ("url", url)):
+            if value is not None:
+                location[key] = value
+        return self._whatsapp_message(
+            from_,
+            "location",
+            location,
+            name=name,
+            username=username,
+            user_id=user_id,
+            phone_number_id=phone_number_id,
+        )
+
+    def whatsapp_media(
+        self,
+        from_: str,
+        kind: MediaKind,
+        content: bytes = b"",
+        *,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        filename: str | None = None,
+        media_id: str | None = None,
+        voice: bool = False,
+        name: str | None = None,
+        phone_number_id: str | None = None,
+        user_id: str | None = None,
+        username: str | None = None,
+    ) -> WebhookBody:
+        """A photo, voice note, video, file or sticker from the customer.
+
+        ``content`` is stored in the fake (unless ``media_id`` names one already there), so the
+        bot can download it with ``media.download(event.media.id)`` as from Meta; ``sha256`` is
+        the content's, as Meta sends it. ``caption`` goes with images, videos and documents,
+        ``filename`` with documents, ``voice=True`` marks an audio as a recorded voice note.
+        """
+        mime = mime_type or _DEFAULT_MIME_TYPES[kind]
+        if media_id is None:
+            media_id = self._fake.add_media(content, mime, filename or kind)
+        else:
+            content = self._fake.media_content(media_id)
+        media: dict[str, Any] = {
+            "id": media_id,
+            "mime_type": mime,
+            "sha256": base64.b64encode(hashlib.sha256(content).digest()).decode(),
+        }
+        if caption is not None:
+            if kind not in ("image", "video", "document"):
+                raise ValueError(f"a {kind} carries no caption (only image, video and document)")
+            media["caption"] = caption
+        if filename is not None:
+            if kind != "document":
+                raise ValueError(f"only a document has a filename, not a {kind}")
+            media["filename"] = filename
+        if voice:
+            if kind != "audio":
+                raise ValueError(f"only an audio can be a voice note, not a {kind}")
+            media["voice"] = True
+        if kind == "sticker":
+            media["animated"] = False
+        return self._whatsapp_message(
+            from_,
+            kind,
+            media,
+            name=name,
+            username=username,
+            user_id=user_id,
+            phone_number_id=phone_number_id,
+        )
+
+    def whatsapp_reaction(
+        self,
+        from_: str,
+        message_id: str,
+        emoji: str | None,
+        *,
+        name: str | None = None,
+        phone_number_id: str | None = None,
+        user_id: str | None = None,
+        username: str | None = None,
+    ) -> WebhookBody:
+        """The customer reacts to ``message_id`` with ``emoji``; ``None`` removes the reaction
+        (Meta then sends the reaction without an emoji)."""
+        reaction: dict[str, Any] = {"message_id": message_id}
+        if emoji is not None:
+            reaction["emoji"] = emoji
+        return self._whatsapp_message(
+            from_,
+            "reaction",
+            reaction,
+            name=name,
+            username=username,
+            user_id=user_id,
+            phone_number_id=phone_number_id,
         )
 
     def whatsapp_order(
