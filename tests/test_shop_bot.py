@@ -159,3 +159,35 @@ async def test_the_demo_prints_both_journeys() -> None:
     assert "Vorlage order_followup" in text
     assert "Danke für deine Bestellung!" in text
     assert text.count("*Summe:") == 2
+
+
+async def test_the_served_app_is_configured_by_the_environment_and_honours_the_log_level(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from shop_bot.app import create_app
+
+    from waflow import App
+
+    monkeypatch.setattr(logging.getLogger("waflow"), "level", logging.NOTSET)
+    env = {
+        "WAFLOW_APP_SECRET": "app-secret-for-tests",
+        "WAFLOW_VERIFY_TOKEN": "verify-token-for-tests",
+        "WAFLOW_ACCESS_TOKEN": "EAAGtestTokenNotASecret",
+        "WAFLOW_PHONE_NUMBER_ID": "106540352242922",
+        "WAFLOW_CATALOG_ID": "194836987003835",
+        "WAFLOW_STORE": f"sqlite:///{tmp_path / 'shop.db'}",
+        "WAFLOW_LOG_LEVEL": "debug",
+    }
+    app = create_app(env)
+    try:
+        assert isinstance(app, App)
+        assert app.engine is not None
+        assert str(getattr(app.store, "path", "")) == str(tmp_path / "shop.db")
+    finally:
+        await app.store.close()
+    assert logging.getLogger("waflow").level == logging.DEBUG
+    missing = {k: v for k, v in env.items() if k != "WAFLOW_CATALOG_ID"}
+    with pytest.raises(ConfigError, match="WAFLOW_CATALOG_ID"):
+        create_app(missing)

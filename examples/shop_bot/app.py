@@ -7,6 +7,7 @@ Configured only by the ``WAFLOW_*`` variables (credentials, ids, ``WAFLOW_STORE`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,11 @@ def create_app(env: Mapping[str, str] | None = None) -> App:
     """The shop's app, configured by the environment."""
     settings = Settings.from_env(env)
     settings.require("app_secret", "verify_token", "access_token", "phone_number_id", "catalog_id")
+    # The application, not the library, decides about logging: honour WAFLOW_LOG_LEVEL however
+    # the app is served (uvicorn configures only its own loggers).
+    logging.getLogger("waflow").setLevel(settings.log_level)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     registry = TemplateRegistry()
     whatsapp = AsyncWhatsApp.from_env(env, templates=registry)
     messenger = AsyncMessenger.from_env(env) if settings.page_id else None
