@@ -223,6 +223,44 @@ async def test_a_message_delivered_three_times_is_handled_once_even_across_a_res
     assert calls == ["wamid.TEST7"]
 
 
+class _UnavailableStore(MemoryStore):
+    """A store that cannot record anything while ``down`` (a full disk, Redis gone)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def inbox_add(self, items: Any, now: Any) -> list[bool]:
+        if self.down:
+            raise OSError("database or disk is full")
+        return await super().inbox_add(items, now)
+
+
+async def test_events_that_cannot_be_recorded_get_a_503_so_meta_delivers_them_again(
+    fake: FakeGraphAPI, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _UnavailableStore()
+    app = make_app(fake, clock, store=store)
+    calls: list[str] = []
+    app.message()(lambda event, ctx: calls.append(event.id))
+    request = signed(wa_body(wa_message(1), wa_message(2)))
+
+    refused = await app.dispatch(request)
+
+    assert refused.status == 503
+    assert "retry later" in refused.json()["error"]
+    assert calls == []  # nothing handled that was not recorded
+    assert any("could not record 2 webhook events" in r.getMessage() for r in caplog.records)
+
+    store.down = False
+    redelivered = await app.dispatch(request)  # Meta retries the same body
+    again = await app.dispatch(request)
+
+    assert redelivered.status == again.status == 200
+    assert redelivered.json()["new"] == 2 and again.json()["new"] == 0
+    assert calls == ["wamid.TEST1", "wamid.TEST2"]
+
+
 async def test_dedupe_is_by_message_id_not_by_body(fake: FakeGraphAPI, clock: FrozenClock) -> None:
     app = make_app(fake, clock)
     calls: list[str] = []

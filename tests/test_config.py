@@ -165,7 +165,10 @@ def test_require_names_every_missing_variable() -> None:
 
 
 def test_require_passes_when_everything_is_set() -> None:
-    Settings.from_env(FULL_ENV).require("access_token", "phone_number_id", "waba_id")
+    settings = Settings.from_env(FULL_ENV)
+    assert settings.require("access_token", "phone_number_id", "waba_id") is None
+    with pytest.raises(ConfigError):  # the same call fails once one of them is missing
+        Settings.from_env({**FULL_ENV, "WAFLOW_WABA_ID": ""}).require("waba_id")
 
 
 def test_unknown_variable_is_warned_about_with_a_suggestion(

@@ -78,6 +78,32 @@ def test_merging_two_records_of_one_person() -> None:
     assert fb.psid("page") == "1"
 
 
+def test_a_merge_orders_consents_by_time_and_a_tie_goes_to_the_merging_customer() -> None:
+    clock = FrozenClock()
+    at = clock.now()
+
+    def record(granted: bool, when: object) -> ConsentRecord:
+        return ConsentRecord(channel="whatsapp", granted=granted, wording="w", source="t", at=when)
+
+    # The WhatsApp record said STOP earlier; the Messenger one opted in later: opted in.
+    earlier_stop = Customer(id="wa", created_at=at)
+    earlier_stop.record_consent(record(False, at))
+    later_yes = Customer(id="fb", created_at=at)
+    later_yes.record_consent(record(True, at + timedelta(minutes=1)))
+    earlier_stop.merge(later_yes)
+    assert earlier_stop.opted_in("whatsapp")
+
+    # Same moment (a frozen clock, or one second of webhook resolution): the merging customer's
+    # record, made by the handler that linked the two, is the later one.
+    stop = Customer(id="wa", created_at=at)
+    stop.record_consent(record(False, at))
+    opt_in = Customer(id="fb", created_at=at)
+    opt_in.record_consent(record(True, at))
+    opt_in.merge(stop)
+    assert opt_in.opted_in("whatsapp")
+    assert [c.granted for c in opt_in.consents] == [False, True]
+
+
 def test_the_latest_consent_record_counts() -> None:
     clock = FrozenClock()
     customer = Customer(id="c", created_at=clock.now())

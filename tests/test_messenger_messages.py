@@ -737,3 +737,32 @@ def test_explicit_models_equal_builder_output() -> None:
         }
     )
     assert by_hand == built
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: build.text(PSID, "Hi", tag="SHIPPING_UPDATE"),  # a tag Meta retired in 2020
+        lambda: from_body(
+            {
+                "recipient": {"id": PSID},
+                "messaging_type": "MESSAGE_TAG",
+                "tag": "PROMOTION",
+                "message": {"text": "Sale!"},
+            }
+        ),
+    ],
+    ids=["builder", "from_body"],
+)
+def test_an_unknown_message_tag_is_refused_naming_the_allowed_ones(
+    make: Callable[[], Any],
+) -> None:
+    with pytest.raises(MessageValidationError, match=r"Message\.tag") as info:
+        make()
+    for allowed in (
+        "CONFIRMED_EVENT_UPDATE",
+        "POST_PURCHASE_UPDATE",
+        "ACCOUNT_UPDATE",
+        "HUMAN_AGENT",
+    ):
+        assert allowed in str(info.value)

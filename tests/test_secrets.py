@@ -234,3 +234,51 @@ def test_timeout_error_text_is_clean() -> None:
 @pytest.mark.parametrize("exc_type", [APIConnectionError, APIStatusError, ConfigError])
 def test_every_error_is_a_waflow_error(exc_type: type[Any]) -> None:
     assert issubclass(exc_type, WaflowError)
+
+
+# -- the webhook app ------------------------------------------------------------------------------
+
+
+async def test_the_webhook_app_keeps_its_secrets_out_of_reprs_answers_and_logs(
+    captured: pytest.LogCaptureFixture,
+) -> None:
+    from waflow import App, WebhookRequest
+    from waflow.store import MemoryStore
+    from waflow.testing import FakeGraphAPI
+    from waflow.webhooks import sign
+
+    fake = FakeGraphAPI(app_secret=APP_SECRET)
+    app = App(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, store=MemoryStore())
+
+    @app.message()
+    async def broken(_event: Any, _ctx: Any) -> None:
+        raise RuntimeError("the handler failed")  # logged with its traceback
+
+    def handshake(token: str) -> WebhookRequest:
+        query = {"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": "4242"}
+        return WebhookRequest("GET", query=query)
+
+    body = fake.inbound.whatsapp_text("4915112345678", "Hallo")
+    raw, headers = fake.sign(body)
+    good = headers["X-Hub-Signature-256"]
+    requests = [
+        handshake("wrong-token"),
+        handshake(VERIFY_TOKEN),
+        WebhookRequest("GET", query={"hub.mode": "unsubscribe"}),
+        WebhookRequest("POST", raw, {"X-Hub-Signature-256": sign(raw, "another-secret")}),
+        WebhookRequest("POST", raw, {"X-Hub-Signature-256": good[:40]}),
+        WebhookRequest("POST", raw, {"X-Hub-Signature": "sha1=" + "0" * 40}),
+        WebhookRequest("POST", raw, {}),
+        WebhookRequest("POST", raw, headers),
+    ]
+    answers = [await app.dispatch(request) for request in requests]
+
+    assert [answer.status for answer in answers] == [403, 200, 403, 403, 403, 401, 401, 200]
+    assert answers[1].text == "4242"
+    for answer in answers:
+        assert_no_secret(answer.text)
+        assert_no_secret(repr(answer))
+    for shown in (repr(app), repr(app.router), repr(app.inbox), repr(vars(app))):
+        assert_no_secret(shown)
+    assert any("handler failed" in record.getMessage() for record in captured.records)
+    assert_logs_clean(captured)

@@ -452,7 +452,8 @@ def test_creation_rules_fail_before_any_request_naming_the_limit(case: str) -> N
 
 
 def test_the_base_of_the_broken_cases_is_valid() -> None:
-    TemplateDefinition.from_body(_base())
+    base = _base()
+    assert TemplateDefinition.from_body(base).to_body() == base
 
 
 def test_authentication_templates_need_no_body_text() -> None:

@@ -20,7 +20,9 @@ import pytest
 
 import waflow.testing.plugin
 
-pytest_plugins = ["pytester"]
+# The plugin too, as in test_customer_driver.py: pyproject.toml turns off its entry point (for
+# coverage), and this module must not depend on which other modules are collected.
+pytest_plugins = ["pytester", "waflow.testing.plugin"]
 
 PYPROJECT = """
 [tool.pytest.ini_options]
@@ -183,8 +185,8 @@ def test_the_plugin_is_loaded_by_its_entry_point(project: pytest.Pytester) -> No
 
 
 def test_the_plugin_is_loaded_in_waflows_own_session(request: pytest.FixtureRequest) -> None:
-    # Through tests/test_customer_driver.py's pytest_plugins (pyproject.toml turns off the entry
-    # point, for coverage): its fixtures and hook live alongside waflow's own conftest plugins.
+    # Through this module's pytest_plugins (pyproject.toml turns off the entry point, for
+    # coverage): its fixtures and hook live alongside waflow's own conftest plugins.
     plugin = request.config.pluginmanager.get_plugin("waflow.testing.plugin")
     assert plugin is waflow.testing.plugin
     assert request.config.pluginmanager.get_plugin("tests.network_guard") is not None

@@ -32,7 +32,11 @@ def test_valid_signature_over_non_ascii_bytes() -> None:
 
 
 def test_uppercase_hex_digest_is_accepted() -> None:
-    verify_signature(BODY, _hmac(BODY).upper().replace("SHA256=", "sha256="), SECRET)
+    upper = _hmac(BODY).upper().replace("SHA256=", "sha256=")
+    assert upper != _hmac(BODY)
+    assert verify_signature(BODY, upper, SECRET) is None
+    with pytest.raises(WebhookVerificationError):  # but still compared: one digit off fails
+        verify_signature(BODY, upper[:-1] + ("0" if upper[-1] != "0" else "1"), SECRET)
 
 
 @pytest.mark.parametrize(

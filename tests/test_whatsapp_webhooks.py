@@ -265,6 +265,84 @@ def _status_body(message_id: str, status: str) -> dict[str, Any]:
     )
 
 
+def _one_message(message: dict[str, Any]) -> WhatsAppMessage:
+    body = _wa_body(
+        {
+            "messaging_product": "whatsapp",
+            "metadata": METADATA,
+            "contacts": [{"profile": {"name": "Lena"}, "wa_id": "4915112345678"}],
+            "messages": [
+                {"from": "4915112345678", "id": "wamid.M", "timestamp": "1750263775", **message}
+            ],
+        }
+    )
+    (event,) = parse(body)
+    assert isinstance(event, WhatsAppMessage)
+    return event
+
+
+def test_a_flow_answer_decodes_its_response_json_string() -> None:
+    answer = {"flow_token": "order-77", "size": "52", "delivery": True}
+    event = _one_message(
+        {
+            "type": "interactive",
+            "interactive": {
+                "type": "nfm_reply",
+                "nfm_reply": {
+                    "name": "flow",
+                    "body": "Sent",
+                    "response_json": json.dumps(answer),
+                },
+            },
+        }
+    )
+
+    assert event.interactive is not None and event.interactive.nfm_reply is not None
+    reply = event.interactive.nfm_reply
+    assert isinstance(reply.response_json, str)  # Meta sends a JSON *string*
+    assert reply.response == answer
+    assert (reply.name, reply.body) == ("flow", "Sent")
+
+
+def test_a_flow_answer_whose_response_json_is_not_json_is_kept_raw() -> None:
+    event = _one_message(
+        {
+            "type": "interactive",
+            "interactive": {"type": "nfm_reply", "nfm_reply": {"response_json": "{not json"}},
+        }
+    )
+
+    assert event.interactive is not None and event.interactive.nfm_reply is not None
+    assert event.interactive.nfm_reply.response is None
+    assert event.interactive.nfm_reply.response_json == "{not json"
+
+
+@pytest.mark.parametrize(
+    ("context", "forwarded", "frequently"),
+    [
+        ({"forwarded": True}, True, False),
+        ({"frequently_forwarded": True}, False, True),
+        ({"from": "15550783881", "id": "wamid.ASKED"}, False, False),
+    ],
+)
+def test_forwarded_messages_are_marked(
+    context: dict[str, Any], forwarded: bool, frequently: bool
+) -> None:
+    event = _one_message({"type": "text", "text": {"body": "Schau mal"}, "context": context})
+
+    assert event.context is not None
+    assert (event.context.forwarded, event.context.frequently_forwarded) == (forwarded, frequently)
+    assert event.replied_to == context.get("id")
+
+
+def test_a_played_status_of_a_voice_message() -> None:
+    (status,) = parse(_status_body("wamid.VOICE", "played"))
+
+    assert isinstance(status, WhatsAppStatus)
+    assert (status.status, status.message_id) == ("played", "wamid.VOICE")
+    assert status.dedupe_key != parse(_status_body("wamid.VOICE", "read"))[0].dedupe_key
+
+
 def test_value_level_errors_and_template_updates() -> None:
     errors = parse(
         _wa_body(

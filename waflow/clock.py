@@ -44,16 +44,20 @@ class SystemClock:
     """The real clock: :func:`time.monotonic`, :func:`time.sleep`, :func:`asyncio.sleep`."""
 
     def now(self) -> datetime:
+        """The current time, aware, in UTC."""
         return datetime.now(timezone.utc)
 
     def monotonic(self) -> float:
+        """:func:`time.monotonic`."""
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
+        """:func:`time.sleep` (nothing for zero or less)."""
         if seconds > 0:
             time.sleep(seconds)
 
     async def asleep(self, seconds: float) -> None:
+        """:func:`asyncio.sleep` (a bare yield to the loop for zero or less)."""
         await asyncio.sleep(max(seconds, 0.0))
 
     def __repr__(self) -> str:

@@ -55,6 +55,7 @@ class RateLimit:
 
     @property
     def interval_ns(self) -> int:
+        """Nanoseconds between two evenly spaced events at ``rate``."""
         # Rounded up: pacing may be a hair slower than the limit, never faster.
         return math.ceil(_NS / self.rate)
 

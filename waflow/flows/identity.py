@@ -197,7 +197,9 @@ class Customer(BaseModel):
             self.add_id(linked)
         self.name = self.name or other.name
         self.locale = self.locale or other.locale
-        self.consents = sorted([*self.consents, *other.consents], key=lambda c: c.at)
+        # By time; on a tie this customer's records count as the later ones: the record the
+        # current handler just made (an opt-in given with the linking number) must win.
+        self.consents = sorted([*other.consents, *self.consents], key=lambda c: c.at)
         for mine, theirs in (
             (self.last_inbound, other.last_inbound),
             (self.last_human_reply, other.last_human_reply),

@@ -1,0 +1,256 @@
+"""Consent through the engine: opt-out keywords, opt-in before business-initiated messages, and
+handoff codes that expire — each checked on the fakes, with no request Meta would refuse."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from waflow import App
+from waflow import filters as F
+from waflow.errors import ConsentRequiredError
+from waflow.flows import Flow, State
+from waflow.flows.context import FlowContext
+from waflow.flows.engine import DEFAULT_OPT_OUT_KEYWORDS, Engine
+from waflow.store import MemoryStore
+from waflow.testing import FakeGraphAPI, FrozenClock
+from waflow.webhooks import parse
+from waflow.whatsapp import build as wa
+
+PSID = "6945398272183744"
+WA_ID = "4915112345678"
+SHOP_NUMBER = "+49 30 1234567"
+
+
+class ConsentFlow(Flow):
+    """Messenger: ``phone`` links the number without asking, ``phone+optin`` links it with a
+    recorded opt-in; both then send a WhatsApp template. ``link`` sends a wa.me handoff link.
+    ``offer`` on WhatsApp sends a marketing template. Anything else is echoed."""
+
+    name = "consent"
+    chatting = State(initial=True)
+
+    @chatting.on(F.channel("messenger") & F.text("phone"), to=None)
+    def phone_without_opt_in(self, event: Any, ctx: FlowContext[Any]) -> None:
+        ctx.link_phone("+" + WA_ID)
+        ctx.whatsapp.send_template("order_followup", "de", body=["Lena", "Laden", "Rad"])
+
+    @chatting.on(F.channel("messenger") & F.text("phone+optin"), to=None)
+    def phone_with_opt_in(self, event: Any, ctx: FlowContext[Any]) -> None:
+        ctx.link_phone("+" + WA_ID)
+        ctx.record_opt_in("Dürfen wir dir auf WhatsApp schreiben?", source="messenger:test")
+        ctx.whatsapp.send_template("order_followup", "de", body=["Lena", "Laden", "Rad"])
+
+    @chatting.on(F.channel("messenger") & F.text("link"), to=None)
+    def link(self, event: Any, ctx: FlowContext[Any]) -> None:
+        ctx.messenger.send_text(ctx.handoff_link("Hallo! Mein Code: {code}"))
+
+    @chatting.on(F.channel("whatsapp") & F.text("offer"), to=None)
+    def offer(self, event: Any, ctx: FlowContext[Any]) -> None:
+        sale = wa.template(ctx.whatsapp.recipient, "spring_sale", "de", body=["Lena"])
+        ctx.whatsapp.send(sale, marketing=True)
+
+    @chatting.on(F.kind("message"), to=None)
+    def echo(self, event: Any, ctx: FlowContext[Any]) -> None:
+        ctx.reply(f"echo: {event.text}")
+
+
+class Shop:
+    def __init__(self, **engine_options: Any) -> None:
+        self.clock = FrozenClock()
+        self.fake = FakeGraphAPI(clock=self.clock)
+        self.fake.enforce_window()
+        self.store = MemoryStore()
+        self.engine = Engine(
+            ConsentFlow,
+            store=self.store,
+            clock=self.clock,
+            whatsapp_number=self.fake.phone_number_id,
+            whatsapp_display_number=SHOP_NUMBER,
+            **engine_options,
+        )
+        self.app = App(
+            app_secret=self.fake.app_secret,
+            store=self.store,
+            whatsapp=self.fake.async_whatsapp(),
+            messenger=self.fake.async_messenger(),
+            clock=self.clock,
+            engine=self.engine,
+            retry_delays=(),  # a failing event is dead-lettered at once
+        )
+
+    async def deliver(self, body: dict[str, Any]) -> None:
+        response = await self.app.dispatch(self.fake.webhook_request(body))
+        assert response.status == 200, response.text
+
+    async def whatsapp_customer(self) -> Any:
+        event = parse(self.fake.inbound.whatsapp_text(WA_ID, "x"))[0]
+        return await self.engine.customer_for(event)
+
+    def whatsapp_sends(self) -> list[Any]:
+        return [
+            r
+            for r in self.fake.requests
+            if r.method == "POST" and r.path.endswith(f"/{self.fake.phone_number_id}/messages")
+        ]
+
+
+# -- opt-out keywords ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["STOP", "stopp", "ARRET", "Arrêt", "  ARRÊT  ", "unsubscribe", "Abmelden"]
+)
+async def test_every_default_opt_out_keyword_is_recorded(text: str) -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "Hallo"))
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, text))
+
+    customer = await shop.whatsapp_customer()
+    assert customer is not None and customer.opted_out("whatsapp")
+    record = customer.consents[-1]
+    assert (record.granted, record.source, record.wording) == (False, "keyword", text.strip())
+
+
+@pytest.mark.parametrize("text", ["stop please", "Bitte nicht stoppen", "STOP!", "halt"])
+async def test_a_keyword_inside_a_sentence_is_not_an_opt_out(text: str) -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, text))
+
+    customer = await shop.whatsapp_customer()
+    assert customer is not None and not customer.opted_out("whatsapp")
+    assert shop.fake.sent.last.text == f"echo: {text}"
+
+
+async def test_opt_out_keywords_are_configurable() -> None:
+    shop = Shop(opt_out_keywords=("HALT", "Keine Werbung"))
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "STOP"))
+    customer = await shop.whatsapp_customer()
+    assert customer is not None and not customer.opted_out("whatsapp")
+
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "keine werbung"))
+    customer = await shop.whatsapp_customer()
+    assert customer is not None and customer.opted_out("whatsapp")
+    assert "STOP" in DEFAULT_OPT_OUT_KEYWORDS  # the default list was really replaced
+
+
+async def test_after_an_opt_out_marketing_is_refused_before_any_request() -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "STOPP"))
+    before = len(shop.whatsapp_sends())
+
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "offer"))
+
+    assert len(shop.whatsapp_sends()) == before  # the marketing template never left
+    (dead,) = await shop.app.dead_letters()
+    assert dead.last_error is not None and "ConsentRequiredError" in dead.last_error
+    assert "opted out" in dead.last_error
+
+
+async def test_a_later_opt_in_lifts_the_opt_out() -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "Hallo"))
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "STOP"))
+    customer = await shop.whatsapp_customer()
+    assert customer is not None and customer.opted_out("whatsapp")
+    shop.clock.advance(minutes=10)
+
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "phone+optin"))
+
+    customer = await shop.whatsapp_customer()
+    assert customer is not None
+    assert not customer.opted_out("whatsapp") and customer.opted_in("whatsapp")
+
+
+# -- opt-in before business-initiated WhatsApp messages ------------------------------------------
+
+
+async def test_a_business_initiated_template_without_opt_in_never_reaches_meta() -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "Hallo"))
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "phone"))
+
+    assert shop.whatsapp_sends() == []
+    assert shop.fake.sent.on("whatsapp") == []
+    (dead,) = await shop.app.dead_letters()
+    assert dead.last_error is not None and "ConsentRequiredError" in dead.last_error
+    assert "no WhatsApp opt-in" in dead.last_error
+    assert await shop.store.outbox_list("pending") == []
+
+
+async def test_with_a_recorded_opt_in_the_template_goes_out() -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "Hallo"))
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "phone+optin"))
+
+    (template,) = shop.fake.sent.on("whatsapp")
+    assert template.type == "template" and template.to == WA_ID
+    assert await shop.app.dead_letters() == []
+    customer = await shop.whatsapp_customer()
+    assert customer is not None
+    consent = customer.consents[-1]
+    assert (consent.granted, consent.source) == (True, "messenger:test")
+    assert consent.wording == "Dürfen wir dir auf WhatsApp schreiben?"
+
+
+def test_consent_required_error_names_what_to_do() -> None:
+    from waflow.flows.identity import Customer, LinkedId
+    from waflow.flows.windows import check_whatsapp_send
+
+    clock = FrozenClock()
+    customer = Customer(id="c1", created_at=clock.now(), ids=[LinkedId(kind="wa_id", value=WA_ID)])
+    with pytest.raises(ConsentRequiredError, match="record it"):
+        check_whatsapp_send(customer, "pn", clock.now(), is_template=True)
+
+
+# -- handoff codes -------------------------------------------------------------------------------
+
+
+def _code_of(link_text: str) -> str:
+    from urllib.parse import parse_qs, urlparse
+
+    prefilled = parse_qs(urlparse(link_text).query)["text"][0]
+    return prefilled.rsplit(" ", 1)[-1]
+
+
+async def test_a_handoff_code_links_while_it_is_valid() -> None:
+    shop = Shop(handoff_lifetime=timedelta(hours=1))
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "link"))
+    code = _code_of(shop.fake.sent.last.text or "")
+    shop.clock.advance(minutes=59)
+
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, f"Hallo! Mein Code: {code}"))
+
+    customer = await shop.whatsapp_customer()
+    assert customer is not None
+    assert {linked.kind for linked in customer.ids} >= {"psid", "wa_id"}
+
+
+async def test_an_expired_handoff_code_links_nobody() -> None:
+    shop = Shop(handoff_lifetime=timedelta(hours=1))
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "link"))
+    code = _code_of(shop.fake.sent.last.text or "")
+    shop.clock.advance(hours=1, seconds=1)
+
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, f"Hallo! Mein Code: {code}"))
+
+    customer = await shop.whatsapp_customer()
+    assert customer is not None
+    assert "psid" not in {linked.kind for linked in customer.ids}  # a new, unlinked customer
+
+
+async def test_a_handoff_code_is_single_use() -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.messenger_text(PSID, "link"))
+    code = _code_of(shop.fake.sent.last.text or "")
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, f"Code: {code}"))
+
+    other = "4915187654321"
+    await shop.deliver(shop.fake.inbound.whatsapp_text(other, f"Code: {code}"))
+
+    event = parse(shop.fake.inbound.whatsapp_text(other, "x"))[0]
+    stranger = await shop.engine.customer_for(event)
+    assert stranger is not None
+    assert "psid" not in {linked.kind for linked in stranger.ids}  # the code was used up
