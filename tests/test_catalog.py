@@ -720,6 +720,31 @@ def test_messenger_carousel_body_and_payloads() -> None:
     assert carousel_retailer_id("other:x") is None
 
 
+def test_messenger_carousel_subtitles_can_be_written_by_the_shop() -> None:
+    bike = Product.model_validate(
+        {
+            "id": "1",
+            "retailer_id": "sku-07",
+            "name": "Stadtrad",
+            "price": "€499.00",
+            "currency": "EUR",
+        }
+    )
+    no_price = Product.model_validate({"id": "2", "retailer_id": "helm-1", "name": "Helm"})
+
+    message = messenger_carousel(
+        PSID,
+        [bike, no_price],
+        subtitle=lambda p: (
+            None if p.amount is None else f"{p.amount:.2f} {p.currency}".replace(".", ",")
+        ),
+    )
+
+    elements = message.to_body()["message"]["attachment"]["payload"]["elements"]
+    assert elements[0]["subtitle"] == "499,00 EUR"
+    assert "subtitle" not in elements[1]
+
+
 def test_messenger_carousel_limits(fake: FakeGraphAPI) -> None:
     bikes = stock(fake, 11)
     with pytest.raises(MessageValidationError, match="generic template elements <= 10"):

@@ -44,6 +44,11 @@ async def test_messenger_start_shows_the_catalog_with_retailer_ids(demo: Demo) -
         replies[0].text == "Hallo Lena! Willkommen bei Lenas Radladen 🚲 Schau dir unsere Räder an:"
     )
     assert _payloads(replies[1]) == ["product:city-7", "product:trek-3", "product:kids-2"]
+    # Prices in the shop's language, not in the catalog's ("€499.00" from Meta).
+    subtitles = [
+        e["subtitle"] for e in replies[1].body["message"]["attachment"]["payload"]["elements"]
+    ]
+    assert subtitles[0] == "499,00\xa0€"
 
 
 async def test_phone_handoff_records_the_opt_in_and_sends_the_followup_template(demo: Demo) -> None:

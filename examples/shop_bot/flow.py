@@ -76,6 +76,12 @@ class Shop:
         """A text in the shop's language (German, English or French)."""
         return self.texts.render(name, self.config.shop.locale, shop=self.name, **variables)
 
+    def price(self, product: Product) -> str | None:
+        """A product's price in the shop's language (Meta's text is in the catalog's)."""
+        if product.amount is None or product.currency is None:
+            return product.price_text
+        return self.text("price", amount=product.amount, currency=product.currency)
+
     async def product(self, retailer_id: str | None) -> Product | None:
         """A product of the catalog by its retailer id (SKU)."""
         return None if retailer_id is None else await self.catalog.get(retailer_id)
@@ -119,7 +125,10 @@ async def greet_on_messenger(event: Any, ctx: Ctx) -> None:
     products = await shop.showcase()
     if products:
         carousel = messenger_carousel(
-            ctx.messenger.recipient, products, button_title=shop.text("view_button")
+            ctx.messenger.recipient,
+            products,
+            button_title=shop.text("view_button"),
+            subtitle=shop.price,
         )
         ctx.messenger.send(carousel)
 

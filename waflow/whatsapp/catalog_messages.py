@@ -18,7 +18,7 @@ Products may be given as :class:`~waflow.whatsapp.catalog.Product` (from ``wa.ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from waflow._models import violation
 from waflow.messenger import build as fb
@@ -162,6 +162,7 @@ def messenger_carousel(
     payload_prefix: str = DEFAULT_PAYLOAD_PREFIX,
     messaging_type: MessagingType | None = None,
     tag: MessageTag | None = None,
+    subtitle: Callable[[Product], str | None] | None = None,
 ) -> MessengerMessage:
     """A Messenger generic-template carousel with one card per product (at most 10).
 
@@ -170,12 +171,15 @@ def messenger_carousel(
     postback payload ``payload_prefix + retailer_id`` (read it back with
     :func:`carousel_retailer_id`). Names and prices longer than Messenger's 80 characters are
     shortened with "…" (catalog names may have 200), rather than refused.
+
+    The price is Meta's display text, formatted for the *catalog's* locale (``"€499.00"``); pass
+    ``subtitle`` (a function of the product) to write it in the shop's own locale, or anything else.
     """
     elements = []
     for product in products:
         retailer_id = _retailer_id(product)
         title = product.name or retailer_id
-        price = product.price_text
+        price = product.price_text if subtitle is None else subtitle(product)
         elements.append(
             fb.element(
                 _shorten(title, ELEMENT_TITLE_MAX),
