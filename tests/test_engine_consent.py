@@ -18,6 +18,7 @@ from waflow.store import MemoryStore
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.webhooks import parse
 from waflow.whatsapp import build as wa
+from waflow.whatsapp.templates import TemplateDefinition, TemplateRegistry
 
 PSID = "6945398272183744"
 WA_ID = "4915112345678"
@@ -51,6 +52,12 @@ class ConsentFlow(Flow):
     def offer(self, event: Any, ctx: FlowContext[Any]) -> None:
         sale = wa.template(ctx.whatsapp.recipient, "spring_sale", "de", body=["Lena"])
         ctx.whatsapp.send(sale, marketing=True)
+
+    @chatting.on(F.channel("whatsapp") & F.text("news"), to=None)
+    def news(self, event: Any, ctx: FlowContext[Any]) -> None:
+        # No marketing=True: the registry knows the template's category.
+        ctx.whatsapp.send_template("spring_sale", "de", body=["Lena"])
+        ctx.whatsapp.send_template("order_followup", "de", body=["Lena", "Laden", "Rad"])
 
     @chatting.on(F.kind("message"), to=None)
     def echo(self, event: Any, ctx: FlowContext[Any]) -> None:
@@ -254,3 +261,50 @@ async def test_a_handoff_code_is_single_use() -> None:
     stranger = await shop.engine.customer_for(event)
     assert stranger is not None
     assert "psid" not in {linked.kind for linked in stranger.ids}  # the code was used up
+
+
+# -- marketing by the template's category --------------------------------------------------------
+
+
+def _template(name: str, category: str) -> TemplateDefinition:
+    return TemplateDefinition.from_body(
+        {
+            "name": name,
+            "language": "de",
+            "category": category,
+            "components": [
+                {
+                    "type": "BODY",
+                    "text": "Hallo {{1}}!" + (" {{2}} {{3}}" if name == "order_followup" else ""),
+                    "example": {
+                        "body_text": [
+                            ["Lena", "Laden", "Rad"] if name == "order_followup" else ["Lena"]
+                        ]
+                    },
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("with_registry", [True, False])
+async def test_a_marketing_template_by_category_is_refused_after_an_opt_out(
+    with_registry: bool,
+) -> None:
+    registry = TemplateRegistry(
+        [_template("spring_sale", "MARKETING"), _template("order_followup", "UTILITY")]
+    )
+    shop = Shop(templates=registry if with_registry else None)
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "STOP"))
+    before = len(shop.whatsapp_sends())
+
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "news"))
+
+    sent = [m.body["template"]["name"] for m in shop.fake.sent.on("whatsapp").of_type("template")]
+    if with_registry:
+        assert sent == []  # the whole handling was refused: nothing of it went out
+        assert len(shop.whatsapp_sends()) == before
+        (dead,) = await shop.app.dead_letters()
+        assert dead.last_error is not None and "opted out" in dead.last_error
+    else:  # without the registry waflow cannot know: both templates go out
+        assert sent == ["spring_sale", "order_followup"]

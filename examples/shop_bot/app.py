@@ -74,6 +74,7 @@ def build_app(
         default_region=None,
         dataset_id=settings.dataset_id if conversions is not None else None,
         fallback_template=followup,
+        templates=registry,  # MARKETING templates are then never sent to who opted out
     )
     return App(
         app_secret=settings.app_secret,

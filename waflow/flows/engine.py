@@ -15,6 +15,7 @@ Deadlines are stored, never in-process timers: :meth:`Engine.tick` fires those t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from waflow.store.base import Commit, Document, NewOutboxItem, OutboxItem, Store
 from waflow.whatsapp.events import WhatsAppMessage, WhatsAppStatus
 from waflow.whatsapp.messages import TemplateMessage
 from waflow.whatsapp.messages import from_body as whatsapp_from_body
+from waflow.whatsapp.templates import TemplateRegistry
 
 __all__ = ["DEFAULT_OPT_OUT_KEYWORDS", "Engine", "LockTimeoutError"]
 
@@ -73,6 +75,9 @@ class Engine:
     ``dataset_id`` enables conversion reports (``ctx.report_conversion``) to that dataset.
     ``services`` is anything the flow's handlers need besides the customer (a catalog, texts,
     clients); they find it as ``ctx.services``, so a flow class needs no globals.
+    ``templates`` (the registry the WhatsApp client checks against) makes every template of the
+    ``MARKETING`` category a marketing message, refused to customers who opted out, without
+    ``marketing=True`` on each send.
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class Engine:
         services: Any = None,
         opt_out_keywords: Sequence[str] = DEFAULT_OPT_OUT_KEYWORDS,
         handoff_lifetime: timedelta = timedelta(days=3),
+        templates: TemplateRegistry | None = None,
         lock_ttl: float = 30.0,
         lock_wait: float = 10.0,
         max_conflicts: int = 8,
@@ -105,6 +111,7 @@ class Engine:
         self.services = services
         self.opt_out_keywords = frozenset(k.strip().casefold() for k in opt_out_keywords)
         self.handoff_lifetime = handoff_lifetime
+        self.templates = templates
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
         self.max_conflicts = max_conflicts
@@ -312,6 +319,8 @@ class Engine:
     def _items(self, customer: Customer, ctx: FlowContext[Any]) -> list[NewOutboxItem]:
         items = []
         for draft in ctx.drafts:
+            if not draft.marketing and self._is_marketing_template(draft.message):
+                draft = dataclasses.replace(draft, marketing=True)
             message, fallback = self._checked(customer, draft, ctx)
             if draft.channel != "conversions":
                 record_reply(customer, draft.channel, draft.business_id, ctx.now)
@@ -328,6 +337,13 @@ class Engine:
                 )
             )
         return items
+
+    def _is_marketing_template(self, message: Any) -> bool:
+        """Whether ``message`` is a template the registry knows as ``MARKETING``."""
+        if self.templates is None or not isinstance(message, TemplateMessage):
+            return False
+        known = self.templates.get(message.template.name, message.template.language.code)
+        return known is not None and known.category == "MARKETING"
 
     def _checked(
         self, customer: Customer, draft: Draft, ctx: FlowContext[Any]
