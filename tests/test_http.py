@@ -21,7 +21,7 @@ from tests.graph_support import (
 from waflow import AsyncWhatsApp, WhatsApp, __version__
 from waflow._http import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, make_timeout
 from waflow.errors import APIConnectionError, APIResponseValidationError
-from waflow.graph import DEFAULT_API_VERSION, DEFAULT_BASE_URL
+from waflow.graph import _PARSED_URLS_MAX, DEFAULT_API_VERSION, DEFAULT_BASE_URL
 from waflow.testing import FrozenClock
 
 DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 15.0, "write": 15.0, "pool": 15.0}
@@ -205,6 +205,47 @@ def test_bearer_token_and_user_agent_are_sent(flavour: Flavour) -> None:
     assert request.headers["content-type"] == "application/json"
 
 
+def test_a_send_goes_out_exactly_as_httpx_json_would_send_it(flavour: Flavour) -> None:
+    # waflow posts JSON it encoded itself; the request must not differ from httpx's json=.
+    script = Script(sent())
+    wa = flavour.whatsapp(script)
+
+    send(flavour, wa)
+
+    [request] = script.requests
+    body = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": CUSTOMER,
+        "type": "text",
+        "text": {"body": "Hallo!", "preview_url": False},
+    }
+    reference = httpx.Client().build_request(
+        "POST",
+        str(request.url),
+        json=body,
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "User-Agent": f"waflow/{__version__}",
+            "Accept": "application/json",
+        },
+    )
+    assert request.content == reference.content
+    assert list(request.headers.multi_items()) == list(reference.headers.multi_items())
+
+
+def test_a_content_type_of_the_injected_client_is_kept_as_json_would_keep_it() -> None:
+    script = Script(sent())
+    http = httpx.Client(
+        transport=httpx.MockTransport(script), headers={"Content-Type": "application/json; x=1"}
+    )
+    wa = WhatsApp(access_token=TOKEN, phone_number_id=PHONE_NUMBER_ID, http_client=http)
+
+    wa.send_text(CUSTOMER, "Hallo!")
+
+    assert script.requests[0].headers.get_list("content-type") == ["application/json; x=1"]
+
+
 def test_with_options_can_swap_the_token(flavour: Flavour) -> None:
     script = Script(sent())
     wa = flavour.whatsapp(script)
@@ -266,6 +307,17 @@ def test_with_options_overrides_url_and_version_of_the_copy_only(flavour: Flavou
         f"https://graph.facebook.com/v26.0/{PHONE_NUMBER_ID}/messages",
     ]
     assert wa.api_version == "v26.0"
+
+
+def test_parsed_urls_are_reused_but_never_pile_up(flavour: Flavour) -> None:
+    script = Script(media_info())
+    wa = flavour.whatsapp(script)
+
+    for media_id in range(500):
+        flavour.run(wa.media.get(str(1_000_000 + media_id)))
+
+    assert [r.url.path for r in script.requests[-2:]] == ["/v26.0/1000498", "/v26.0/1000499"]
+    assert len(wa._graph._parsed_urls) <= _PARSED_URLS_MAX
 
 
 def test_media_lookup_url_is_versioned_and_scoped_to_the_number(flavour: Flavour) -> None:

@@ -7,6 +7,7 @@ buttons, sender actions, saving assets, private replies, message tags).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -383,6 +384,15 @@ def test_every_body_round_trips_exactly(body: dict[str, Any]) -> None:
     assert from_body(body).to_body() == body
 
 
+@pytest.mark.parametrize("body", [b for _, b in BUILT.values()] + list(HAND_WRITTEN.values()))
+def test_every_body_is_posted_as_the_bytes_httpx_would_encode(body: dict[str, Any]) -> None:
+    message = from_body(body)
+    httpx_json = json.dumps(
+        message.to_body(), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+    assert message.to_json() == httpx_json.encode()
+
+
 @pytest.mark.parametrize("case", sorted(BUILT))
 def test_built_models_read_back_equal(case: str) -> None:
     message = BUILT[case][0]()
@@ -413,6 +423,7 @@ def test_human_agent_flag_is_never_sent() -> None:
     message = build.text(PSID, "Lena hier", tag="HUMAN_AGENT", human_agent=True)
     assert message.human_agent is True
     assert "human_agent" not in message.to_body()
+    assert b"human_agent" not in message.to_json()
 
 
 def test_a_human_may_answer_inside_the_window_without_the_tag() -> None:

@@ -282,6 +282,21 @@ def test_malformed_bodies_raise_a_specific_error(body: dict[str, Any], fragment:
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: build.location(TO, float("nan"), 13.4),
+        lambda: build.location(TO, 52.5, float("inf")),
+        lambda: build.flow(TO, "Pick a slot", "Book", flow_id="1", data={"price": float("nan")}),
+        lambda: build.flow(TO, "Pick", "Book", flow_id="1", data={"slots": [{"x": float("-inf")}]}),
+    ],
+    ids=["nan latitude", "infinite longitude", "nan in flow data", "infinity nested in flow data"],
+)
+def test_numbers_json_cannot_carry_are_refused_before_any_request(make: Callable[[], Any]) -> None:
+    with pytest.raises(MessageValidationError, match="finite"):
+        make()
+
+
 def test_validation_errors_never_repeat_the_recipient_number() -> None:
     with pytest.raises(MessageValidationError) as info:
         from_body({"messaging_product": "whatsapp", "to": TO, "type": "text", "text": {"body": 5}})

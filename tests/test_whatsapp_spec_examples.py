@@ -6,6 +6,7 @@ placeholders replaced by realistic values (tests/spec.py).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +106,20 @@ def test_example_round_trips_through_its_model(
     assert message.to_body() == body
     # And the model is stable: reading its own output gives an equal model.
     assert from_body(message.to_body()) == message
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_example_is_posted_as_the_bytes_httpx_would_encode(
+    examples: dict[str, dict[str, Any]], name: str
+) -> None:
+    # A send POSTs to_json() (pydantic encodes it straight from the model): exactly the bytes
+    # httpx's json= makes of to_body().
+    message = from_body(examples[name])
+    httpx_json = json.dumps(
+        message.to_body(), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+    assert message.to_json() == httpx_json.encode()
+    assert json.loads(message.to_json()) == examples[name]
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -8,16 +8,18 @@ Meta adds is lost.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence, Sized
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo
 from typing_extensions import Self
 
 from waflow.errors import MessageValidationError
 
 __all__ = [
     "InboundModel",
+    "JsonObject",
     "OutboundModel",
     "check_count",
     "check_length",
@@ -79,6 +81,31 @@ def check_unique(values: Sequence[str], what: str) -> None:
         seen.add(value)
 
 
+def _check_finite(value: Any, what: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise violation(
+            f"{what} holds {value}: JSON has no NaN or Infinity",
+            limit="finite numbers",
+            field=what,
+        )
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_finite(item, what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_finite(item, what)
+
+
+def _finite_json(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    _check_finite(value, info.field_name or "payload")
+    return value
+
+
+#: A free-form JSON object of a payload (flow data, payment settings): any keys and values, but,
+#: like every number of an outbound model, no NaN or Infinity, which JSON cannot carry.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_finite_json)]
+
+
 def _describe(exc: ValidationError, model: str) -> str:
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
@@ -99,7 +126,10 @@ class OutboundModel(BaseModel):
     and its message never repeats the offending value (it may be a phone number).
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=False)
+    # No NaN or Infinity: JSON cannot carry them (json.dumps refuses, pydantic would write null).
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, validate_default=False, allow_inf_nan=False
+    )
 
     # The conversion happens where a model is entered (its constructor, model_validate), not in a
     # validator on every nested model: building a message stays cheap, and a nested model's
@@ -139,6 +169,16 @@ class OutboundModel(BaseModel):
     def dump(self) -> dict[str, Any]:
         """This payload as Meta expects it: JSON types, unset optional fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def dump_json(self, *, exclude: set[str] | None = None) -> bytes:
+        """:meth:`dump` (less the top-level keys in ``exclude``) as compact UTF-8 JSON.
+
+        Encoded by pydantic's serializer straight from the model, without the intermediate dict and
+        ``json.dumps`` of the ``dump()`` route: it is what a send POSTs, on every send.
+        """
+        return self.__pydantic_serializer__.to_json(
+            self, by_alias=True, exclude_none=True, exclude=exclude
+        )
 
 
 class InboundModel(BaseModel):

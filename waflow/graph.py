@@ -29,6 +29,7 @@ from tenacity.wait import wait_base
 
 from waflow._http import (
     DEFAULT_TIMEOUT,
+    URL,
     AsyncHTTPClient,
     Request,
     Response,
@@ -37,11 +38,12 @@ from waflow._http import (
     build_request,
     new_async_client,
     new_sync_client,
+    parse_url,
+    request_extensions,
     send_async,
     send_sync,
     stream_async,
     stream_sync,
-    timeout_extension,
 )
 from waflow._version import __version__
 from waflow.clock import Clock, SystemClock
@@ -81,6 +83,8 @@ _BACKOFF_MAX = 8.0
 _PAIR_BACKOFF_BASE = 4.0
 _PAIR_BACKOFF_MAX = 64.0
 _USER_AGENT = f"waflow/{__version__}"
+# Parsed URLs a Graph core keeps; the few of a client's sends are all it needs (clear when full).
+_PARSED_URLS_MAX = 64
 
 logger = logging.getLogger("waflow.graph")
 _Self = TypeVar("_Self", bound="_GraphCore")
@@ -91,13 +95,16 @@ class GraphRequest:
     """One Graph API call, independent of sync or async I/O.
 
     ``path`` is relative to the versioned base URL (``/123/messages``) or an absolute URL (media
-    downloads). ``idempotent`` defaults to true for GET and DELETE: only idempotent requests are
+    downloads). The body is ``json`` (encoded by httpx), ``json_bytes`` (JSON already encoded, as
+    a message's :meth:`~waflow.whatsapp.messages.OutboundMessage.to_json` gives it), ``files`` or
+    ``data``. ``idempotent`` defaults to true for GET and DELETE: only idempotent requests are
     retried after a timeout or 5xx. ``pace`` is ``(sender, recipient)`` for the throughput pacer.
     """
 
     method: str
     path: str
     json: Any = None
+    json_bytes: bytes | None = None
     params: Mapping[str, Any] | None = None
     files: Mapping[str, Any] | None = None
     data: Mapping[str, Any] | None = None
@@ -207,6 +214,8 @@ class _GraphCore:
         self.pacer = pacer
         self.rng = rng or random.Random()
         self._owns_http = True
+        # Keyed by the whole URL, so copies that change base_url or api_version may share it.
+        self._parsed_urls: dict[str, URL] = {}
 
     def url(self, path: str, *, versioned: bool = True) -> str:
         """The absolute URL of ``path`` (already-absolute URLs pass through)."""
@@ -247,24 +256,38 @@ class _GraphCore:
             self.__dict__["_header_cache"] = cached
         return cached[1]
 
-    def _timeout(self) -> dict[str, Any]:
-        cached = self.__dict__.get("_timeout_cache")
+    def _extensions(self) -> dict[str, Any]:
+        # Cached per timeout object, like the headers: one dict serves every request.
+        cached = self.__dict__.get("_extensions_cache")
         if cached is None or cached[0] is not self.timeout:
-            cached = (self.timeout, timeout_extension(self.timeout))
-            self.__dict__["_timeout_cache"] = cached
+            cached = (self.timeout, request_extensions(self.timeout))
+            self.__dict__["_extensions_cache"] = cached
         return cached[1]
+
+    def _parsed_url(self, req: GraphRequest) -> URL | str:
+        """The URL of ``req``, parsed once per Graph path (absolute URLs are one-off: parsed by httpx)."""
+        url = self.url(req.path, versioned=req.versioned)
+        if url is req.path:
+            return url
+        parsed = self._parsed_urls.get(url)
+        if parsed is None:
+            if len(self._parsed_urls) >= _PARSED_URLS_MAX:
+                self._parsed_urls.clear()
+            parsed = self._parsed_urls[url] = parse_url(url)
+        return parsed
 
     def _build(self, http: SyncHTTPClient | AsyncHTTPClient, req: GraphRequest) -> Request:
         return build_request(
             http,
             req.method,
-            self.url(req.path, versioned=req.versioned),
+            self._parsed_url(req),
             headers=self._headers(),
             params=req.params,
             json=req.json,
+            json_bytes=req.json_bytes,
             files=req.files,
             data=req.data,
-            timeout_extension=self._timeout(),
+            extensions=self._extensions(),
         )
 
     def _first_retry_wait(self, req: GraphRequest, exc: APIError) -> float | None:

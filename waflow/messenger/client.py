@@ -57,7 +57,7 @@ def send_request(page_id: str, message: OutboundMessage) -> GraphRequest:
     return GraphRequest(
         "POST",
         f"/{page_id}/messages",
-        json=message.to_body(),
+        json_bytes=message.to_json(),
         idempotent=isinstance(message, SenderAction),
     )
 

@@ -171,6 +171,10 @@ class OutboundMessage(OutboundModel):
         """The JSON body Meta expects; unset fields are left out, ``human_agent`` is never sent."""
         return self.dump()
 
+    def to_json(self) -> bytes:
+        """:meth:`to_body` encoded as compact UTF-8 JSON: the bytes a send POSTs."""
+        return self.dump_json()
+
     @property
     def to(self) -> str:
         """The recipient's id: a PSID, or the user_ref, comment id or post id it was sent to."""

@@ -55,7 +55,7 @@ def send_request(phone_number_id: str, message: OutboundMessage) -> GraphRequest
     return GraphRequest(
         "POST",
         f"/{phone_number_id}/messages",
-        json=message.to_body(),
+        json_bytes=message.to_json(),
         idempotent=isinstance(message, ReadReceipt),
         pace=(phone_number_id, recipient) if recipient is not None else None,
     )

@@ -12,7 +12,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from waflow._models import OutboundModel, check_count, check_length, check_unique, violation
+from waflow._models import (
+    JsonObject,
+    OutboundModel,
+    check_count,
+    check_length,
+    check_unique,
+    violation,
+)
 from waflow.whatsapp.media_refs import MediaRef
 
 __all__ = [
@@ -292,7 +299,7 @@ class FlowActionPayload(OutboundModel):
     """The first screen of a flow and the data it starts with."""
 
     screen: str | None = None
-    data: dict[str, Any] | None = None
+    data: JsonObject | None = None
 
 
 class FlowParameters(OutboundModel):
@@ -362,7 +369,7 @@ class OrderDetails(OutboundModel):
     tax: Amount
     shipping: Amount | None = None
     discount: Amount | None = None
-    expiration: dict[str, Any] | None = None
+    expiration: JsonObject | None = None
 
 
 class OrderDetailsParameters(OutboundModel):
@@ -371,7 +378,7 @@ class OrderDetailsParameters(OutboundModel):
     reference_id: str
     type: str
     payment_type: str | None = None
-    payment_settings: list[dict[str, Any]] | None = None
+    payment_settings: list[JsonObject] | None = None
     payment_configuration: str | None = None
     currency: str
     total_amount: Amount
@@ -397,7 +404,7 @@ class OrderStatusParameters(OutboundModel):
 
     reference_id: str
     order: OrderStatusUpdate
-    payment: dict[str, Any] | None = None
+    payment: JsonObject | None = None
 
 
 class OrderStatusAction(OutboundModel):

@@ -144,6 +144,10 @@ class OutboundMessage(OutboundModel):
             body.pop(key, None)
         return body
 
+    def to_json(self) -> bytes:
+        """:meth:`to_body` encoded as compact UTF-8 JSON: the bytes a send POSTs."""
+        return self.dump_json(exclude=set(self.omit) if self.omit else None)
+
     @property
     def recipient(self) -> str | None:
         """Who receives this message (``None`` for a read receipt)."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from waflow._models import OutboundModel, check_count, check_length, violation
+from waflow._models import JsonObject, OutboundModel, check_count, check_length, violation
 from waflow.whatsapp.media_refs import MediaRef
 
 __all__ = [
@@ -198,7 +198,7 @@ class ButtonAction(OutboundModel):
     """The action of a flow, catalog or multi-product button."""
 
     flow_token: str | None = None
-    flow_action_data: dict[str, Any] | None = None
+    flow_action_data: JsonObject | None = None
     thumbnail_product_retailer_id: str | None = None
     sections: list[ButtonSection] | None = None
 
