@@ -529,3 +529,34 @@ async def test_prune_forgets_old_events_but_not_within_metas_retry_period(
     clock.advance(timedelta(days=2))
     assert await app.prune() == 1
     assert calls == ["wamid.TEST1"]
+
+
+async def test_prune_keeps_what_status_webhooks_reconcile_for_forty_days_and_parked_for_ninety(
+    fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app = make_app(fake, clock)
+    app.message()(lambda event, ctx: ctx.reply("Danke!"))
+    await app.dispatch(signed(wa_body(wa_message(1))))
+    (sent,) = fake.sent
+    (item,) = await app.store.outbox_list("sent")
+    await app.dispatch(signed(fake.deliver(sent)))
+    fake.fail_next(131026, message="(#131026) Message undeliverable")
+    await app.dispatch(signed(wa_body(wa_message(2))))
+    (parked,) = await app.outbox.parked()
+
+    clock.advance(timedelta(days=39))
+    assert await app.prune() == 3  # the three webhook events; a late status still reconciles
+    await app.dispatch(signed(fake.read(sent)))
+    record = await app.outbox.delivery(item.id)
+    assert record is not None and record.status == "read"
+    clock.advance(timedelta(days=2))
+    assert await app.prune() == 1  # the sent message, 41 days on; its record had news on day 39
+    assert await app.store.outbox_get(item.id) is None
+    assert await app.store.message_record(sent.message_id) is not None
+    clock.advance(timedelta(days=39))
+    assert await app.prune() == 2  # the read status's event and the record, 41 days after it
+    assert await app.store.message_record(sent.message_id) is None
+    assert [message.id for message in await app.outbox.parked()] == [parked.id]
+    clock.advance(timedelta(days=11))  # more than 90 days after it was created
+    assert await app.prune() == 1
+    assert await app.outbox.parked() == []

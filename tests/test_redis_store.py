@@ -26,6 +26,7 @@ from waflow.store import (
     StatusUpdate,
     open_store,
 )
+from waflow.store import redis as redis_store
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 WORKERS = 16  # tasks per store
@@ -322,3 +323,40 @@ def test_without_the_redis_package_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "redis", None)  # makes `import redis` raise ImportError
     with pytest.raises(ConfigError, match=r"pip install 'waflow\[redis\]'"):
         RedisStore("redis://127.0.0.1:6379/0")
+
+
+@pytest.mark.redis
+async def test_prunes_go_batch_by_batch_and_leave_no_keys_behind(
+    stores: tuple[RedisStore, RedisStore], clean_redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "PRUNE_BATCH", 2)  # several script runs per prune
+    store = stores[0]
+    later = T0 + timedelta(days=100)
+    await store.commit(Commit(outbox=[out(f"s{n}", f"s{n}") for n in range(5)]))
+    await store.commit(Commit(outbox=[out(f"p{n}", f"p{n}") for n in range(3)]))
+    await store.commit(Commit(outbox=[out("p-new", "p-new", later)]))
+    for item in await store.outbox_claim(later, 60, "w", limit=100):
+        if item.id.startswith("s"):
+            await store.outbox_complete(item.id, "w", f"wamid.{item.id}", T0)
+        else:
+            await store.outbox_fail(item.id, "w", "RecipientError: 131026", None)
+    for n in range(5):
+        await store.record_status(StatusUpdate(f"wamid.{n}", "failed", T0, errors=[{"code": 1}]))
+    await store.record_status(StatusUpdate("wamid.new", "sent", later))
+
+    cut = T0 + timedelta(days=1)
+    assert await store.outbox_prune(cut, cut) == 8
+    assert await store.status_prune(cut) == 5
+    assert [item.id for item in await store.outbox_list("parked")] == ["p-new"]
+    assert await store.outbox_list("sent") == []
+    raw = Redis.from_url(clean_redis_url, decode_responses=True)
+    try:
+        keys = {key async for key in raw.scan_iter("waflow:*")}
+        assert {key for key in keys if ":item:" in key} == {"waflow:outbox:item:p-new"}
+        assert {key for key in keys if key.startswith("waflow:status")} == {
+            "waflow:status:wamid.new",
+            "waflow:status-times",
+        }
+        assert await raw.zrange("waflow:status-times", 0, -1) == ["wamid.new"]
+    finally:
+        await raw.aclose()

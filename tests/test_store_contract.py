@@ -15,6 +15,7 @@ from waflow.store import (
     MemoryStore,
     NewInboxItem,
     NewOutboxItem,
+    OutboxCompletion,
     RedisStore,
     SQLiteStore,
     StatusUpdate,
@@ -326,3 +327,175 @@ async def test_outbox_ids_are_idempotent_and_respect_the_claim_limit(store: Stor
     assert len(await store.outbox_list("pending")) == 5
     assert len(await store.outbox_claim(T0, 60, "w", limit=3)) == 3
     assert not await store.outbox_claim(T0 - timedelta(seconds=1), 60, "x")  # not yet due
+
+
+async def test_outbox_complete_many_records_several_sends_at_once(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a"), out("b1", "b"), out("a2", "a")]))
+    await store.outbox_claim(T0, 60, "w")
+    sent = [
+        OutboxCompletion("a1", "wamid.a1", T0 + timedelta(seconds=1)),
+        OutboxCompletion("b1", None, T0 + timedelta(seconds=2)),
+    ]
+    assert await store.outbox_complete_many(sent, "w") == 2
+    a1, b1 = await store.outbox_get("a1"), await store.outbox_get("b1")
+    assert a1 is not None and (a1.state, a1.message_id, a1.attempts) == ("sent", "wamid.a1", 1)
+    assert a1.sent_at == T0 + timedelta(seconds=1) and a1.lease_owner is None
+    assert b1 is not None and (b1.state, b1.message_id) == ("sent", None)
+    (freed,) = await store.outbox_claim(T0, 60, "w")  # a's next message is its head now
+    assert freed.id == "a2"
+    assert await store.outbox_complete_many([], "w") == 0
+
+
+async def test_outbox_complete_many_leaves_messages_another_worker_holds(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a"), out("b1", "b")]))
+    await store.outbox_claim(T0, 30, "slow")
+    await store.outbox_claim(T0 + timedelta(seconds=31), 30, "w2")  # both leases ran out
+    late = [OutboxCompletion("a1", "wamid.x", T0), OutboxCompletion("b1", "wamid.y", T0)]
+    assert await store.outbox_complete_many(late, "slow") == 0
+    assert await store.outbox_complete_many([OutboxCompletion("b1", "wamid.b", T0)], "w2") == 1
+    a1, b1 = await store.outbox_get("a1"), await store.outbox_get("b1")
+    assert a1 is not None and (a1.state, a1.lease_owner) == ("pending", "w2")
+    assert b1 is not None and (b1.state, b1.message_id) == ("sent", "wamid.b")
+
+
+async def test_outbox_claim_hands_out_the_heads_due_longest_first(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a", T0)]))
+    await store.commit(Commit(outbox=[out("b1", "b", T0 + timedelta(seconds=1))]))
+    await store.commit(Commit(outbox=[out("c1", "c", T0 + timedelta(seconds=3))]))
+    (first,) = await store.outbox_claim(T0, 60, "w", limit=1)
+    await store.outbox_fail(first.id, "w", "ServerError: 503", T0 + timedelta(seconds=5))
+    # due at 5 s (its retry), 1 s and 3 s (arrival): the longest-waiting go first
+    claimed = await store.outbox_claim(T0 + timedelta(seconds=10), 60, "w", limit=2)
+    assert [item.id for item in claimed] == ["b1", "c1"]
+    (last,) = await store.outbox_claim(T0 + timedelta(seconds=10), 60, "w")
+    assert last.id == "a1"
+
+
+async def test_outbox_claim_returns_each_message_exactly_as_queued(store: Store) -> None:
+    message = {
+        "body": {"text": {"body": 'Grüße "aus" Köln \\ / 🚲\n'}, "to": "4915"},
+        "price": 0.1 + 0.2,
+        "big": 2**62,
+        "empty": [],
+        "none": {},
+        "flag": False,
+    }
+    at = datetime(2026, 3, 2, 9, 0, 0, 123457, tzinfo=timezone.utc)
+    await store.commit(Commit(outbox=[NewOutboxItem("o1", "c|1", "whatsapp", "1", message, at)]))
+    (claimed,) = await store.outbox_claim(at, 60, "w")
+    assert (claimed.message, claimed.created_at, claimed.customer) == (message, at, "c|1")
+    assert claimed.lease_until == at + timedelta(seconds=60) and claimed.lease_owner == "w"
+
+
+async def test_sent_messages_are_listed_in_the_order_they_went_out(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a"), out("b1", "b"), out("c1", "c")]))
+    await store.outbox_claim(T0, 60, "w")
+    for item_id, second in (("b1", 1), ("c1", 2), ("a1", 3)):
+        await store.outbox_complete(
+            item_id, "w", f"wamid.{item_id}", T0 + timedelta(seconds=second)
+        )
+    assert [item.id for item in await store.outbox_list("sent")] == ["b1", "c1", "a1"]
+
+
+async def test_outbox_prune_forgets_old_sent_and_parked_messages_only(store: Store) -> None:
+    old, recent = T0, T0 + timedelta(days=50)
+    await store.commit(
+        Commit(
+            outbox=[
+                out("sent-old", "a", old),
+                out("parked-old", "b", old),
+                out("pending-old", "c", old),
+                out("queued-behind", "c", old),
+            ]
+        )
+    )
+    await store.outbox_claim(old, 60, "w")
+    await store.outbox_complete("sent-old", "w", "wamid.1", old)
+    await store.outbox_fail("parked-old", "w", "RecipientError: 131026", None)
+    await store.outbox_fail("pending-old", "w", "ServerError: 503", recent + timedelta(days=1))
+    await store.commit(
+        Commit(outbox=[out("sent-new", "d", recent), out("parked-new", "e", recent)])
+    )
+    await store.outbox_claim(recent, 60, "w")
+    await store.outbox_complete("sent-new", "w", "wamid.2", recent)
+    await store.outbox_fail("parked-new", "w", "RecipientError: 131026", None)
+
+    assert await store.outbox_prune(old + timedelta(days=40), old + timedelta(days=40)) == 2
+    assert await store.outbox_get("sent-old") is None
+    assert await store.outbox_get("parked-old") is None
+    for kept in ("pending-old", "queued-behind", "sent-new", "parked-new"):
+        assert await store.outbox_get(kept) is not None, kept
+    assert [item.id for item in await store.outbox_list("sent")] == ["sent-new"]
+    assert [item.id for item in await store.outbox_list("parked")] == ["parked-new"]
+    # parked messages can be kept longer than sent ones
+    assert await store.outbox_prune(recent + timedelta(seconds=1), recent) == 1
+    assert [item.id for item in await store.outbox_list("parked")] == ["parked-new"]
+    # the pending queue is untouched
+    (retried,) = await store.outbox_claim(recent + timedelta(days=1), 60, "w")
+    assert retried.id == "pending-old"
+
+
+async def test_status_prune_forgets_records_whose_last_status_is_old(store: Store) -> None:
+    await store.record_status(StatusUpdate("wamid.old", "sent", T0))
+    await store.record_status(StatusUpdate("wamid.old", "delivered", T0 + timedelta(days=1)))
+    await store.record_status(StatusUpdate("wamid.read-late", "sent", T0))
+    await store.record_status(StatusUpdate("wamid.read-late", "read", T0 + timedelta(days=45)))
+    assert await store.status_prune(T0 + timedelta(days=40)) == 1
+    assert await store.message_record("wamid.old") is None
+    kept = await store.message_record("wamid.read-late")
+    assert kept is not None and kept.status == "read"
+    # a status arriving after its record was forgotten starts a new one
+    await store.record_status(StatusUpdate("wamid.old", "read", T0 + timedelta(days=60)))
+    again = await store.message_record("wamid.old")
+    assert again is not None and set(again.statuses) == {"read"}
+    assert await store.status_prune(T0 + timedelta(days=40)) == 0
+
+
+async def test_sqlite_migrates_a_version_2_outbox_and_statuses(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as db:  # queued messages and a status written by schema 2
+        for script in MIGRATIONS[:2]:
+            db.executescript(script)
+        db.execute("PRAGMA user_version = 2")
+        rows = [("a1", 1, "a", 0.0), ("b1", 2, "b", 0.0), ("a2", 3, "a", 0.0)]
+        db.executemany(
+            "INSERT INTO outbox (id, seq, customer, channel, business_id, message, state,"
+            " created_at, next_attempt_at) VALUES (?, ?, ?, 'whatsapp', '1', '{}', 'pending', ?, ?)",
+            [(i, seq, c, at, at) for i, seq, c, at in rows],
+        )
+        db.execute(
+            "INSERT INTO message_status VALUES ('wamid.1', ?)",
+            (
+                '{"message_id": "wamid.1", "status": "sent", "statuses": {"sent": 0},'
+                ' "recipient": null, "errors": [], "callback_data": null}',
+            ),
+        )
+    store = SQLiteStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert [item.id for item in await store.outbox_claim(T0, 60, "w")] == ["a1", "b1"]
+    await store.outbox_complete("a1", "w", "wamid.a1", T0)
+    assert [item.id for item in await store.outbox_claim(T0, 60, "w")] == ["a2"]
+    assert await store.message_record("wamid.1") is not None
+    assert await store.status_prune(T0) == 0  # dated by the upgrade, not forgotten at once
+    await store.close()
+
+
+async def test_sqlite_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    store = SQLiteStore(path, busy_timeout_ms=50)
+    await store.commit(Commit(save=[Document("cust-1", {"name": "Lena"}, 0)]))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process is writing (and has not committed)
+        other.execute("UPDATE documents SET data = '{}' WHERE id = 'cust-1'")
+        document = await store.document_get("cust-1")
+        assert document is not None and document.data == {"name": "Lena"}
+        assert await store.outbox_list("pending") == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await store.close()

@@ -54,6 +54,12 @@ logger = logging.getLogger("waflow.app")
 
 #: How long handled events are remembered for deduplication (Meta retries for up to 7 days).
 DEDUPE_RETENTION = timedelta(days=8)
+#: How long sent messages and their delivery records are kept. Meta holds a message for an offline
+#: customer for up to 30 days (its default time-to-live) and retries a status webhook for up to 7
+#: more, so a message's last status can come 37 days after it was sent.
+DELIVERY_RETENTION = timedelta(days=40)
+#: How long parked messages are kept, for someone to look at them or put them back in line.
+PARKED_RETENTION = timedelta(days=90)
 #: Bodies above this size are refused with 413 (Meta's webhooks are a few KiB).
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -213,24 +219,50 @@ class App:
         """:meth:`dispatch` for synchronous frameworks (Flask, Django): runs its own event loop."""
         return asyncio.run(self.dispatch(request))
 
-    async def prune(self, older_than: timedelta = DEDUPE_RETENTION) -> int:
-        """Forget handled events received more than ``older_than`` ago; return how many.
+    async def prune(
+        self,
+        older_than: timedelta = DEDUPE_RETENTION,
+        *,
+        deliveries_older_than: timedelta = DELIVERY_RETENTION,
+        parked_older_than: timedelta = PARKED_RETENTION,
+    ) -> int:
+        """Forget what the store no longer needs; return how many records it forgot.
 
-        Their ids are what recognises Meta's redeliveries, so keep them longer than Meta retries
-        (7 days): the default is 8 days. Served under ASGI, this runs every hour.
+        - Handled events received more than ``older_than`` ago (default 8 days): their ids are
+          what recognises Meta's redeliveries, so keep them longer than Meta retries (7 days).
+        - Sent messages, and delivery records whose latest status is dated, more than
+          ``deliveries_older_than`` ago (default 40 days): a status can come up to 37 days after
+          a send (Meta holds a message for an offline customer for 30 days and retries a status
+          webhook for 7 more), and :meth:`Outbox.delivery <waflow.outbox.Outbox.delivery>`
+          reconciles it until then. A status arriving later starts a record of its own.
+        - Parked messages created more than ``parked_older_than`` ago (default 90 days).
+
+        Pending messages and events not yet handled are never forgotten. Served under ASGI, this
+        runs every hour.
         """
-        return await self.store.inbox_prune(self.clock.now() - older_than)
+        now = self.clock.now()
+        events = await self.store.inbox_prune(now - older_than)
+        messages = await self.store.outbox_prune(
+            now - deliveries_older_than, now - parked_older_than
+        )
+        records = await self.store.status_prune(now - deliveries_older_than)
+        if events or messages or records:
+            logger.info(
+                "pruned %d handled webhook events, %d sent or parked messages, %d delivery records",
+                events,
+                messages,
+                records,
+            )
+        return events + messages + records
 
     async def _housekeeping(self, interval: float = 3600.0) -> None:
         while True:
             try:
-                pruned = await self.prune()
-                if pruned:
-                    logger.info("pruned %d handled webhook events", pruned)
+                await self.prune()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("pruning the inbox failed; trying again in an hour")
+                logger.exception("pruning the store failed; trying again in an hour")
             await self.clock.asleep(interval)
 
     async def run_pending(self) -> int:

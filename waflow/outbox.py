@@ -16,6 +16,11 @@ Messages are written to the store in the same transaction as the state change th
   a window: a free-form message whose window closed is replaced by its fallback template, or parked;
 - **permanent errors parked** with the reason (list them with :meth:`parked`, retry with
   :meth:`retry`).
+
+A drain keeps the pipe full: ``concurrency`` senders each check and send one claimed message
+after another, the next batch is claimed before the last one has gone out, and sends are recorded
+``batch_size`` at a time in one store transaction. A message sent but not yet recorded when its
+worker dies goes out again after its lease — the same *at least once* as a crash mid-send.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import asyncio
 import inspect
 import logging
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +46,13 @@ from waflow.errors import (
     WaflowError,
 )
 from waflow.messenger.messages import from_body as messenger_from_body
-from waflow.store.base import MessageRecord, NewOutboxItem, OutboxItem, Store
+from waflow.store.base import (
+    MessageRecord,
+    NewOutboxItem,
+    OutboxCompletion,
+    OutboxItem,
+    Store,
+)
 from waflow.whatsapp.messages import TemplateMessage
 from waflow.whatsapp.messages import from_body as whatsapp_from_body
 
@@ -65,6 +77,9 @@ CALLBACK_PREFIX = "wf:"
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (1, 2, 4, 8, 15, 30, 60, 120, 300)
 #: After this long of transient failures a message is parked instead of retried for ever.
 DEFAULT_GIVE_UP_AFTER = timedelta(hours=24)
+#: Sends are recorded at the latest this many seconds after they went out (sooner in batches of
+#: ``batch_size``): until then the customer's next message waits, and a crash would repeat them.
+RECORD_WITHIN_SECONDS = 0.1
 
 
 def outbox_id_from_callback(value: str | None) -> str | None:
@@ -155,6 +170,12 @@ class Outbox:
     ``guard`` checks each message just before it is sent (see :data:`SendGuard`).
     ``lease_seconds`` is how long a claimed message is held by its worker: if the worker dies
     mid-send, the message goes out again (at least once) after at most that long.
+    ``batch_size`` messages are claimed (and sends recorded) per store transaction;
+    ``concurrency`` sends are under way at once, each waiting for its pacing slot or for Meta's
+    answer, so throughput is at most ``concurrency`` / the time one send takes. A claimed message
+    waits for at most ``concurrency + batch_size`` sends before its own: keep that many sends well
+    within ``lease_seconds`` at the slowest pace (150 at 20 messages/s take 7.5 s of the 30). A
+    message whose lease has run out before its turn is left for the next claim, never sent.
     """
 
     def __init__(
@@ -168,6 +189,7 @@ class Outbox:
         give_up_after: timedelta = DEFAULT_GIVE_UP_AFTER,
         lease_seconds: float = 30.0,
         batch_size: int = 50,
+        concurrency: int = 100,
         owner: str | None = None,
         guard: SendGuard | None = None,
         conversions: Any = None,
@@ -178,8 +200,16 @@ class Outbox:
         self.retry_delays = tuple(retry_delays)
         self.give_up_after = give_up_after
         self.lease_seconds = lease_seconds
+        if batch_size < 1 or concurrency < 1:
+            raise ValueError(
+                f"batch_size and concurrency must be at least 1, got {batch_size} and {concurrency}"
+            )
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
+        # Sends not yet recorded in the store; kept across drains, so a drain that failed to
+        # record them (the store was briefly away) leaves them to the next one.
+        self._unrecorded: list[OutboxCompletion] = []
         self._whatsapp = _by_business(whatsapp, "phone_number_id")
         self._messenger = _by_business(messenger, "page_id")
         self._conversions = _by_business(conversions, "dataset_id")
@@ -214,22 +244,31 @@ class Outbox:
     # -- sending -------------------------------------------------------------------------------
 
     async def drain(self, *, max_rounds: int | None = None) -> DrainReport:
-        """Send every message that is due now, in batches; return what happened."""
-        report = DrainReport()
-        rounds = 0
-        while max_rounds is None or rounds < max_rounds:
-            rounds += 1
-            now = self.clock.now()
-            batch = await self.store.outbox_claim(
-                now, self.lease_seconds, self.owner, self.batch_size
+        """Send every message that is due now; return what happened.
+
+        Returns once nothing more is due and every send is recorded. ``max_rounds`` bounds how
+        many batches are claimed. Raises what the store raises (the messages then go out later).
+        """
+        return await _Drain(self, max_rounds).run()
+
+    async def _record_sent(self) -> int:
+        """Record the sends not yet recorded, in one store transaction; return how many."""
+        unrecorded, self._unrecorded = self._unrecorded, []
+        if not unrecorded:
+            return 0
+        try:
+            recorded = await self.store.outbox_complete_many(unrecorded, self.owner)
+        except Exception:
+            self._unrecorded[:0] = unrecorded  # the store failed: for the next attempt, in order
+            raise
+        if recorded < len(unrecorded):
+            logger.warning(
+                "%d sent outbox messages were no longer leased to %s (their lease ran out before "
+                "they were recorded) and may go out twice; lower concurrency or raise lease_seconds",
+                len(unrecorded) - recorded,
+                self.owner,
             )
-            if not batch:
-                break
-            # One message per customer per batch: sending them concurrently keeps each order.
-            results = await asyncio.gather(*(self._send(item) for item in batch))
-            for result in results:
-                report = report + result
-        return report
+        return recorded
 
     async def run(self, interval: float = 0.5) -> None:
         """Drain every ``interval`` seconds until cancelled."""
@@ -258,6 +297,7 @@ class Outbox:
         return await self.store.outbox_retry(item_id, self.clock.now())
 
     async def _send(self, item: OutboxItem) -> DrainReport:
+        """Check and send one leased message; a sent one joins the sends to record."""
         try:
             message = await self._checked_message(item)
             client = self._client(item.channel, item.business_id)
@@ -281,8 +321,8 @@ class Outbox:
             logger.exception("sending outbox message %s failed unexpectedly", item.id)
             return await self._park(item, exc)
         message_id = getattr(result, "message_id", None)
-        await self.store.outbox_complete(item.id, self.owner, message_id, self.clock.now())
-        return DrainReport(sent=1)
+        self._unrecorded.append(OutboxCompletion(item.id, message_id, self.clock.now()))
+        return _SENT
 
     async def _checked_message(self, item: OutboxItem) -> Any:
         record = item.message
@@ -332,6 +372,152 @@ class Outbox:
         await self.store.outbox_fail(item.id, self.owner, error, None)
         logger.warning("outbox message %s parked: %s", item.id, error)
         return DrainReport(parked=1)
+
+
+_SENT = DrainReport(sent=1)
+_SKIPPED = DrainReport()
+
+
+class _Drain:
+    """One :meth:`Outbox.drain`: a coordinator claims batches and records sends; up to
+    ``concurrency`` senders take the claimed messages one after another.
+
+    The next batch is claimed when half a batch is left, so the senders never run dry at a batch
+    boundary, and each sender checks its next message (the send guard) just after its previous
+    send, so checks are spread between the sends instead of bunched at a boundary. Sends are
+    recorded a batch at a time, or :data:`RECORD_WITHIN_SECONDS` after the first of them, and
+    always before a claim: a customer's next message becomes due only once the last is recorded.
+    """
+
+    def __init__(self, outbox: Outbox, max_rounds: int | None) -> None:
+        self.outbox = outbox
+        self.claims_left = max_rounds
+        self.queue: deque[str] = deque()  # ids of claimed messages waiting for a sender, in order
+        self.waiting: dict[str, OutboxItem] = {}  # those messages by id
+        self.sending: set[str] = set()  # ids of messages a sender has taken
+        self.senders: set[asyncio.Task[None]] = set()
+        self.report = DrainReport()
+        self.full = True  # the last claim got all it asked for: more may be due
+        self.done_since_claim = 0  # finished sends since the last claim (each may free a head)
+        self.changed = asyncio.Event()
+        self.record_timer: asyncio.TimerHandle | None = None
+        self.error: Exception | None = None
+
+    async def run(self) -> DrainReport:
+        try:
+            await self._coordinate()
+        except BaseException as exc:
+            await self._stop(cancel=isinstance(exc, asyncio.CancelledError))
+            try:
+                await self._record()
+            except Exception:
+                logger.exception("recording sent outbox messages failed; they may go out again")
+            raise
+        await self._record()
+        return self.report
+
+    async def _coordinate(self) -> None:
+        batch_size = self.outbox.batch_size
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self._claim_due():
+                await self._record()  # first, so the messages it frees are due for the claim
+                await self._claim()
+            elif len(self.outbox._unrecorded) >= batch_size or self._record_overdue():
+                await self._record()
+            elif not self.queue and not self.senders:
+                return  # nothing queued, nobody sending, and a claim would find nothing new
+            else:
+                self.changed.clear()
+                await self.changed.wait()
+
+    def _claim_due(self) -> bool:
+        if self.claims_left == 0 or len(self.queue) > self.outbox.batch_size // 2:
+            return False
+        if self.full:
+            return True
+        # The last claim found fewer than it asked for: claim again once enough sends finished to
+        # have freed customers' next messages, or when the last one finished.
+        return self.done_since_claim >= max(1, self.outbox.batch_size // 2) or (
+            self.done_since_claim > 0 and not self.senders and not self.queue
+        )
+
+    async def _claim(self) -> None:
+        outbox = self.outbox
+        if self.claims_left is not None:
+            self.claims_left -= 1
+        limit = outbox.batch_size - len(self.queue)  # at most a batch waits for a sender
+        batch = await outbox.store.outbox_claim(
+            outbox.clock.now(), outbox.lease_seconds, outbox.owner, limit
+        )
+        self.full = len(batch) >= limit
+        self.done_since_claim = 0
+        for item in batch:
+            # A message of ours comes back if its lease ran out meanwhile: one still waiting
+            # takes the new lease, one being sent is not sent again.
+            if item.id not in self.waiting and item.id not in self.sending:
+                self.queue.append(item.id)
+            if item.id not in self.sending:
+                self.waiting[item.id] = item
+        for _ in range(min(len(self.queue), outbox.concurrency - len(self.senders))):
+            sender = asyncio.create_task(self._sender())
+            self.senders.add(sender)
+            sender.add_done_callback(self._sender_done)
+
+    async def _sender(self) -> None:
+        outbox = self.outbox
+        while self.queue and self.error is None:
+            item = self.waiting.pop(self.queue.popleft())
+            self.sending.add(item.id)
+            if self._claim_due():
+                self.changed.set()  # half a batch left: claim the next while this one goes out
+            try:
+                result = await self._send(item)
+            except Exception as exc:  # the store failed to record a retry or a parking
+                self.error = exc
+                return
+            finally:
+                self.sending.discard(item.id)
+                self.done_since_claim += 1
+            self.report = self.report + result
+            if result is _SENT and self.record_timer is None:
+                self.record_timer = asyncio.get_running_loop().call_later(
+                    RECORD_WITHIN_SECONDS, self.changed.set
+                )
+            if self._claim_due() or len(outbox._unrecorded) >= outbox.batch_size:
+                self.changed.set()  # work for the coordinator (else it sleeps on: one wake less)
+
+    async def _send(self, item: OutboxItem) -> DrainReport:
+        outbox = self.outbox
+        if item.lease_until is not None and outbox.clock.now() >= item.lease_until:
+            # No longer ours: another worker may have taken it. It goes out after the next claim.
+            logger.warning("outbox message %s: its lease ran out before its turn", item.id)
+            return _SKIPPED
+        return await outbox._send(item)
+
+    def _sender_done(self, sender: asyncio.Task[None]) -> None:
+        self.senders.discard(sender)
+        self.changed.set()
+
+    def _record_overdue(self) -> bool:
+        timer = self.record_timer
+        return timer is not None and timer.when() <= asyncio.get_running_loop().time()
+
+    async def _record(self) -> None:
+        if self.record_timer is not None:
+            self.record_timer.cancel()
+            self.record_timer = None
+        await self.outbox._record_sent()
+
+    async def _stop(self, *, cancel: bool) -> None:
+        """Hand out nothing more (claimed messages go out after their lease); end the senders."""
+        self.queue.clear()
+        self.waiting.clear()
+        if cancel:
+            for sender in self.senders:
+                sender.cancel()
+        await asyncio.gather(*self.senders, return_exceptions=True)
 
 
 def _describe(exc: BaseException) -> str:

@@ -6,10 +6,11 @@ memory:
 
 - the **inbox** of webhook events (deduplicated by message id, leased to one worker at a time,
   retried with backoff, dead-lettered after its budget);
-- the delivery **status** of sent messages;
+- the delivery **status** of sent messages (pruned when no status has come for a while);
 - **customers**: opaque JSON documents with an optimistic version, found through an index of their
   channel ids (the conversation engine gives them meaning);
 - the **outbox** of messages to send, in order per customer, with leases, backoff and parking;
+  sent and parked messages are kept for a while, then pruned;
 - **deadlines** (stored, never in-process timers), **handoff codes** and **locks** with expiry.
 
 Everything the engine changes for one event — customers, index, outbox, deadlines, codes — is
@@ -33,6 +34,7 @@ __all__ = [
     "MessageRecord",
     "NewInboxItem",
     "NewOutboxItem",
+    "OutboxCompletion",
     "OutboxItem",
     "OutboxState",
     "StatusUpdate",
@@ -167,6 +169,15 @@ class OutboxItem:
     lease_until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class OutboxCompletion:
+    """A leased message that went out: what :meth:`Store.outbox_complete_many` records."""
+
+    item_id: str
+    message_id: str | None
+    sent_at: datetime
+
+
 @dataclass
 class Commit:
     """Everything one unit of work changes, applied atomically by :meth:`Store.commit`.
@@ -242,6 +253,13 @@ class Store(Protocol):
         """The delivery record of a sent message."""
         ...
 
+    async def status_prune(self, before: datetime) -> int:
+        """Forget delivery records whose latest status is dated before ``before``; return how many.
+
+        A status that arrives later for a forgotten message starts a new record.
+        """
+        ...
+
     # -- customers, index, handoff codes, deadlines: read side ----------------------------------
 
     async def document_get(self, customer_id: str) -> Document | None:
@@ -282,14 +300,25 @@ class Store(Protocol):
         """Lease the oldest pending message of up to ``limit`` customers whose head is due.
 
         Only a customer's head message is ever handed out, so each customer's messages go out in
-        order; a head waiting for its retry holds back that customer's later messages.
+        order; a head waiting for its retry holds back that customer's later messages. When more
+        heads are due than ``limit``, those due longest go first (ties in arrival order).
         """
         ...
 
     async def outbox_complete(
         self, item_id: str, owner: str, message_id: str | None, now: datetime
     ) -> None:
-        """Mark a leased message sent (with Meta's message id)."""
+        """Mark a leased message sent (with Meta's message id); a no-op unless ``owner`` holds it."""
+        ...
+
+    async def outbox_complete_many(
+        self, completions: Sequence[OutboxCompletion], owner: str
+    ) -> int:
+        """Mark leased messages sent, all in one transaction; return how many ``owner`` still held.
+
+        A message whose lease ``owner`` no longer holds (it ran out and another worker took the
+        message over) is left alone, as :meth:`outbox_complete` leaves it.
+        """
         ...
 
     async def outbox_fail(
@@ -303,11 +332,21 @@ class Store(Protocol):
         ...
 
     async def outbox_list(self, state: OutboxState, limit: int = 100) -> list[OutboxItem]:
-        """Messages in ``state``, oldest first."""
+        """Messages in ``state``, oldest first: sent ones by when they were sent, the others by
+        arrival."""
         ...
 
     async def outbox_retry(self, item_id: str, now: datetime) -> bool:
         """Put a parked message back in line; false if it is not parked."""
+        ...
+
+    async def outbox_prune(self, sent_before: datetime, parked_before: datetime) -> int:
+        """Forget messages sent before ``sent_before``, and parked messages created before
+        ``parked_before``; return how many. Pending messages are never pruned.
+
+        A parked message is dated by its creation: it is parked at most the outbox's
+        ``give_up_after`` (a day) after it, unless someone put it back in line by hand.
+        """
         ...
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from waflow.store.base import (
     InboxItem,
     MessageRecord,
     NewInboxItem,
+    OutboxCompletion,
     OutboxItem,
     OutboxState,
     StatusUpdate,
@@ -188,6 +189,17 @@ class MemoryStore:
         with self._lock:
             return self._messages.get(message_id)
 
+    async def status_prune(self, before: datetime) -> int:
+        with self._lock:
+            old = [
+                message_id
+                for message_id, record in self._messages.items()
+                if max(record.statuses.values()) < before
+            ]
+            for message_id in old:
+                del self._messages[message_id]
+            return len(old)
+
     # -- customers ---------------------------------------------------------------------------
 
     async def document_get(self, customer_id: str) -> Document | None:
@@ -280,13 +292,15 @@ class MemoryStore:
             heads = []
             for queue in self._outbox_queues.values():
                 head = self._outbox[queue[0]]
-                leased = head.lease_until is not None and head.lease_until > now
-                if head.next_attempt_at <= now and not leased:
-                    heads.append(head)
-            heads.sort(key=lambda item: item.seq)
+                ready_at = head.next_attempt_at
+                if head.lease_until is not None and head.lease_until > ready_at:
+                    ready_at = head.lease_until
+                if ready_at <= now:
+                    heads.append((ready_at, head.seq, head))
+            heads.sort(key=lambda entry: entry[:2])  # due longest first, then by arrival
             claimed = []
             until = now + timedelta(seconds=lease_seconds)
-            for head in heads[:limit]:
+            for _ready_at, _seq, head in heads[:limit]:
                 leased_item = _evolve(head, lease_owner=owner, lease_until=until)
                 self._outbox[head.id] = leased_item
                 claimed.append(leased_item)
@@ -309,19 +323,29 @@ class MemoryStore:
         self, item_id: str, owner: str, message_id: str | None, now: datetime
     ) -> None:
         with self._lock:
-            item = self._leased_outbox(item_id, owner)
-            if item is None:
-                return
-            self._outbox[item_id] = _evolve(
-                item,
-                state="sent",
-                attempts=item.attempts + 1,
-                message_id=message_id,
-                sent_at=now,
-                lease_owner=None,
-                lease_until=None,
-            )
-            self._outbox_dequeue(item)
+            self._complete(OutboxCompletion(item_id, message_id, now), owner)
+
+    async def outbox_complete_many(
+        self, completions: Sequence[OutboxCompletion], owner: str
+    ) -> int:
+        with self._lock:
+            return sum(self._complete(completion, owner) for completion in completions)
+
+    def _complete(self, completion: OutboxCompletion, owner: str) -> bool:
+        item = self._leased_outbox(completion.item_id, owner)
+        if item is None:
+            return False
+        self._outbox[item.id] = _evolve(
+            item,
+            state="sent",
+            attempts=item.attempts + 1,
+            message_id=completion.message_id,
+            sent_at=completion.sent_at,
+            lease_owner=None,
+            lease_until=None,
+        )
+        self._outbox_dequeue(item)
+        return True
 
     async def outbox_fail(
         self, item_id: str, owner: str, error: str, retry_at: datetime | None
@@ -349,6 +373,8 @@ class MemoryStore:
     async def outbox_list(self, state: OutboxState, limit: int = 100) -> list[OutboxItem]:
         with self._lock:
             items = [item for item in self._outbox.values() if item.state == state]
+            if state == "sent":
+                return sorted(items, key=lambda item: (item.sent_at, item.seq))[:limit]
             return sorted(items, key=lambda item: item.seq)[:limit]
 
     async def outbox_retry(self, item_id: str, now: datetime) -> bool:
@@ -363,6 +389,20 @@ class MemoryStore:
             queue.append(item_id)
             queue.sort(key=lambda key: self._outbox[key].seq)
             return True
+
+    async def outbox_prune(self, sent_before: datetime, parked_before: datetime) -> int:
+        with self._lock:
+            old = [
+                item.id
+                for item in self._outbox.values()
+                if (
+                    item.state == "sent" and item.sent_at is not None and item.sent_at < sent_before
+                )
+                or (item.state == "parked" and item.created_at < parked_before)
+            ]
+            for item_id in old:
+                del self._outbox[item_id]
+            return len(old)
 
     async def close(self) -> None:
         return None

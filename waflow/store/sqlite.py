@@ -1,17 +1,22 @@
 """The default :class:`~waflow.store.base.Store`: one SQLite file in WAL mode.
 
-Every method is one transaction (``BEGIN IMMEDIATE``), so several processes can share the file:
-leases keep them from handling the same event twice, and a crashed process's leases simply expire.
+Every method that writes is one transaction (``BEGIN IMMEDIATE``), so several processes can share
+the file: leases keep them from handling the same event twice, and a crashed process's leases simply
+expire. A read of one statement needs no transaction (it sees one committed state on its own) and
+goes through a connection of its own, so in WAL mode it never waits for a write. The outbox's batch
+calls (:meth:`SQLiteStore.outbox_claim`, :meth:`SQLiteStore.outbox_complete_many`) run in a worker
+thread: a drain goes on sending while a batch is written and synced to disk.
 The schema is versioned (``PRAGMA user_version``) and migrated forward on open. Commits are
 ``synchronous=FULL`` by default: a webhook answered 200 survives a power cut, not only a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +30,7 @@ from waflow.store.base import (
     InboxState,
     MessageRecord,
     NewInboxItem,
+    OutboxCompletion,
     OutboxItem,
     OutboxState,
     StatusUpdate,
@@ -33,6 +39,9 @@ from waflow.store.base import (
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
 T = TypeVar("T")
+
+#: Ids bound in one statement at most (SQLite before 3.32 allows 999 parameters).
+_MAX_PARAMETERS = 500
 
 #: Schema migrations, applied in order; the database's user_version counts those applied.
 MIGRATIONS: list[str] = [
@@ -102,6 +111,25 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_pending ON outbox (customer, seq) WHERE state = 'pending';
     CREATE INDEX outbox_parked ON outbox (seq) WHERE state = 'parked';
     """,
+    # Each customer's head (oldest pending message) with the time it can next be handed out, so
+    # a claim is a range scan of due heads instead of a search for every customer's oldest row;
+    # and indexes to prune sent messages and delivery records by age.
+    """
+    CREATE TABLE outbox_heads (
+        customer TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        ready_at REAL NOT NULL
+    );
+    CREATE INDEX outbox_heads_ready ON outbox_heads (ready_at, seq);
+    INSERT INTO outbox_heads (customer, seq, ready_at)
+        SELECT customer, seq, MAX(next_attempt_at, COALESCE(lease_until, 0)) FROM outbox AS o
+        WHERE state = 'pending' AND seq = (SELECT MIN(seq) FROM outbox
+            WHERE customer = o.customer AND state = 'pending');
+    CREATE INDEX outbox_sent ON outbox (sent_at) WHERE state = 'sent';
+    ALTER TABLE message_status ADD COLUMN updated_at REAL;
+    UPDATE message_status SET updated_at = CAST(strftime('%s', 'now') AS REAL);
+    CREATE INDEX message_status_updated ON message_status (updated_at);
+    """,
 ]
 
 
@@ -130,7 +158,10 @@ def _row_item(row: sqlite3.Row) -> InboxItem:
     )
 
 
-def _row_outbox(row: sqlite3.Row) -> OutboxItem:
+def _row_outbox(
+    row: sqlite3.Row, lease_owner: str | None = None, lease_until: datetime | None = None
+) -> OutboxItem:
+    """The item of ``row``; with ``lease_owner``, as just leased to it until ``lease_until``."""
     state: OutboxState = row["state"]
     return OutboxItem(
         id=row["id"],
@@ -146,9 +177,49 @@ def _row_outbox(row: sqlite3.Row) -> OutboxItem:
         last_error=row["last_error"],
         message_id=row["message_id"],
         sent_at=_dt(row["sent_at"]),
-        lease_owner=row["lease_owner"],
-        lease_until=_dt(row["lease_until"]),
+        lease_owner=lease_owner or row["lease_owner"],
+        lease_until=lease_until if lease_owner else _dt(row["lease_until"]),
     )
+
+
+def _sync_head(db: sqlite3.Connection, customer: str) -> None:
+    """Make ``outbox_heads`` hold the customer's current head (or nothing), after a change to the
+    customer's pending messages: ready when due and not leased."""
+    _sync_heads(db, [customer])
+
+
+def _sync_heads(db: sqlite3.Connection, customers: Iterable[str]) -> None:
+    """:func:`_sync_head` for several customers, one statement each for all of them."""
+    rows = [(customer,) for customer in customers]
+    db.executemany("DELETE FROM outbox_heads WHERE customer = ?", rows)
+    db.executemany(
+        "INSERT INTO outbox_heads (customer, seq, ready_at)"
+        " SELECT customer, seq, MAX(next_attempt_at, COALESCE(lease_until, 0)) FROM outbox"
+        " WHERE customer = ? AND state = 'pending' ORDER BY seq LIMIT 1",
+        rows,
+    )
+
+
+def _complete(db: sqlite3.Connection, completions: Sequence[OutboxCompletion], owner: str) -> int:
+    """Mark those of ``completions`` sent that ``owner`` still holds; return how many."""
+    marks = ", ".join("?" * len(completions))  # only placeholders are formatted into the query
+    query = "SELECT id, customer FROM outbox WHERE state = 'pending' AND lease_owner = ?"
+    query += f" AND id IN ({marks})"
+    held = {
+        row["id"]: row["customer"]
+        for row in db.execute(query, (owner, *(done.item_id for done in completions)))
+    }
+    db.executemany(
+        "UPDATE outbox SET state = 'sent', attempts = attempts + 1, message_id = ?, sent_at = ?,"
+        " lease_owner = NULL, lease_until = NULL WHERE id = ? AND state = 'pending'",
+        [
+            (done.message_id, _ts(done.sent_at), done.item_id)
+            for done in completions
+            if done.item_id in held
+        ],
+    )
+    _sync_heads(db, set(held.values()))
+    return len(held)
 
 
 def _record_to_json(record: MessageRecord) -> str:
@@ -182,13 +253,22 @@ class SQLiteStore:
     ) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        if self.path != ":memory:":
+        self._db = self._connect(busy_timeout_ms)
+        private = self.path in (":memory:", "")  # a second connection would see another database
+        if not private:
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {synchronous}")
         self._migrate()
+        self._reader, self._read_lock = self._db, self._lock
+        if not private:
+            self._reader, self._read_lock = self._connect(busy_timeout_ms), threading.Lock()
+            self._reader.execute("PRAGMA query_only = 1")
+
+    def _connect(self, busy_timeout_ms: int) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        return db
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -232,6 +312,15 @@ class SQLiteStore:
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._transaction() as db:
             return work(db)
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work``, one SELECT, outside a transaction: no write lock taken, nothing to commit."""
+        with self._read_lock:
+            return work(self._reader)
+
+    async def _run_in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`_run` in a worker thread; the event loop runs on while SQLite writes and syncs."""
+        return await asyncio.to_thread(self._run, work)
 
     async def inbox_add(self, items: Sequence[NewInboxItem], now: datetime) -> list[bool]:
         def add(db: sqlite3.Connection) -> list[bool]:
@@ -306,14 +395,14 @@ class SQLiteStore:
                 and (row["lease_until"] is None or row["lease_until"] <= stamp)
             ][:limit]
 
-        return self._run(due)
+        return self._read(due)
 
     async def inbox_get(self, key: str) -> InboxItem | None:
         def get(db: sqlite3.Connection) -> InboxItem | None:
             row = db.execute("SELECT * FROM inbox WHERE key = ?", (key,)).fetchone()
             return None if row is None else _row_item(row)
 
-        return self._run(get)
+        return self._read(get)
 
     async def inbox_dead(self, limit: int = 100) -> list[InboxItem]:
         def dead(db: sqlite3.Connection) -> list[InboxItem]:
@@ -322,7 +411,7 @@ class SQLiteStore:
             ).fetchall()
             return [_row_item(row) for row in rows]
 
-        return self._run(dead)
+        return self._read(dead)
 
     async def inbox_replay(self, key: str, now: datetime) -> bool:
         def replay(db: sqlite3.Connection) -> bool:
@@ -354,8 +443,9 @@ class SQLiteStore:
                 MessageRecord.first(update) if current is None else current.with_update(update)
             )
             db.execute(
-                "INSERT OR REPLACE INTO message_status (message_id, record) VALUES (?, ?)",
-                (update.message_id, _record_to_json(updated)),
+                "INSERT OR REPLACE INTO message_status (message_id, record, updated_at)"
+                " VALUES (?, ?, ?)",
+                (update.message_id, _record_to_json(updated), _ts(max(updated.statuses.values()))),
             )
             return updated
 
@@ -368,7 +458,14 @@ class SQLiteStore:
             ).fetchone()
             return None if row is None else _record_from_json(row["record"])
 
-        return self._run(get)
+        return self._read(get)
+
+    async def status_prune(self, before: datetime) -> int:
+        def prune(db: sqlite3.Connection) -> int:
+            cursor = db.execute("DELETE FROM message_status WHERE updated_at < ?", (_ts(before),))
+            return cursor.rowcount
+
+        return self._run(prune)
 
     # -- customers ---------------------------------------------------------------------------
 
@@ -381,7 +478,7 @@ class SQLiteStore:
                 return None
             return Document(customer_id, json.loads(row["data"]), row["version"])
 
-        return self._run(get)
+        return self._read(get)
 
     async def index_lookup(self, keys: Sequence[str]) -> dict[str, str]:
         def lookup(db: sqlite3.Connection) -> dict[str, str]:
@@ -401,7 +498,7 @@ class SQLiteStore:
             row = db.execute("SELECT record FROM handoffs WHERE code = ?", (code,)).fetchone()
             return None if row is None else dict(json.loads(row["record"]))
 
-        return self._run(get)
+        return self._read(get)
 
     async def deadlines_due(self, now: datetime, limit: int = 100) -> list[tuple[str, datetime]]:
         def due(db: sqlite3.Connection) -> list[tuple[str, datetime]]:
@@ -411,7 +508,7 @@ class SQLiteStore:
             ).fetchall()
             return [(row["customer_id"], _dt(row["at"])) for row in rows]  # type: ignore[misc]
 
-        return self._run(due)
+        return self._read(due)
 
     async def commit(self, change: Commit) -> None:
         def apply(db: sqlite3.Connection) -> None:
@@ -459,7 +556,7 @@ class SQLiteStore:
                 seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
                 for new in change.outbox:
                     seq += 1
-                    db.execute(
+                    cursor = db.execute(
                         "INSERT OR IGNORE INTO outbox (id, seq, customer, channel, business_id,"
                         " message, state, created_at, next_attempt_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
@@ -474,6 +571,13 @@ class SQLiteStore:
                             _ts(new.created_at),
                         ),
                     )
+                    if cursor.rowcount == 1:
+                        # The new message heads its customer's queue only if the queue was empty.
+                        db.execute(
+                            "INSERT OR IGNORE INTO outbox_heads (customer, seq, ready_at)"
+                            " VALUES (?, ?, ?)",
+                            (new.customer, seq, _ts(new.created_at)),
+                        )
 
         self._run(apply)
 
@@ -505,80 +609,117 @@ class SQLiteStore:
         def claim(db: sqlite3.Connection) -> list[OutboxItem]:
             stamp = _ts(now)
             rows = db.execute(
-                "SELECT * FROM outbox AS o WHERE state = 'pending' AND seq = (SELECT MIN(seq)"
-                " FROM outbox WHERE customer = o.customer AND state = 'pending')"
-                " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
-                " ORDER BY seq LIMIT ?",
-                (stamp, stamp, limit),
+                "SELECT o.* FROM outbox_heads AS h JOIN outbox AS o ON o.seq = h.seq"
+                " WHERE h.ready_at <= ? ORDER BY h.ready_at, h.seq LIMIT ?",
+                (stamp, limit),
             ).fetchall()
             until = stamp + lease_seconds
-            claimed = []
-            for row in rows:
-                db.execute(
-                    "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ?",
-                    (owner, until, row["id"]),
-                )
-                item = _row_outbox(row)
-                claimed.append(
-                    OutboxItem(**{**item.__dict__, "lease_owner": owner, "lease_until": _dt(until)})
-                )
-            return claimed
+            db.executemany(
+                "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE seq = ?",
+                [(owner, until, row["seq"]) for row in rows],
+            )
+            # A leased head is next ready when its lease runs out (its retry time has passed).
+            db.executemany(
+                "UPDATE outbox_heads SET ready_at = ? WHERE customer = ?",
+                [(until, row["customer"]) for row in rows],
+            )
+            leased_until = _dt(until)
+            return [_row_outbox(row, owner, leased_until) for row in rows]
 
-        return self._run(claim)
+        return await self._run_in_thread(claim)
 
     async def outbox_complete(
         self, item_id: str, owner: str, message_id: str | None, now: datetime
     ) -> None:
-        self._run(
-            lambda db: db.execute(
-                "UPDATE outbox SET state = 'sent', attempts = attempts + 1, message_id = ?,"
-                " sent_at = ?, lease_owner = NULL, lease_until = NULL"
-                " WHERE id = ? AND lease_owner = ? AND state = 'pending'",
-                (message_id, _ts(now), item_id, owner),
-            )
-        )
+        await self.outbox_complete_many([OutboxCompletion(item_id, message_id, now)], owner)
+
+    async def outbox_complete_many(
+        self, completions: Sequence[OutboxCompletion], owner: str
+    ) -> int:
+        def complete(db: sqlite3.Connection) -> int:
+            completed = 0
+            for start in range(0, len(completions), _MAX_PARAMETERS):
+                completed += _complete(db, completions[start : start + _MAX_PARAMETERS], owner)
+            return completed
+
+        if not completions:
+            return 0
+        return await self._run_in_thread(complete)
 
     async def outbox_fail(
         self, item_id: str, owner: str, error: str, retry_at: datetime | None
     ) -> None:
         state = "pending" if retry_at is not None else "parked"
-        self._run(
-            lambda db: db.execute(
+
+        def fail(db: sqlite3.Connection) -> None:
+            row = db.execute(
+                "SELECT customer FROM outbox WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+                (item_id, owner),
+            ).fetchone()
+            if row is None:
+                return
+            db.execute(
                 "UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
                 " next_attempt_at = COALESCE(?, next_attempt_at), lease_owner = NULL,"
-                " lease_until = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'",
-                (state, error, None if retry_at is None else _ts(retry_at), item_id, owner),
+                " lease_until = NULL WHERE id = ?",
+                (state, error, None if retry_at is None else _ts(retry_at), item_id),
             )
-        )
+            _sync_head(db, row["customer"])
+
+        self._run(fail)
 
     async def outbox_get(self, item_id: str) -> OutboxItem | None:
         def get(db: sqlite3.Connection) -> OutboxItem | None:
             row = db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)).fetchone()
             return None if row is None else _row_outbox(row)
 
-        return self._run(get)
+        return self._read(get)
 
     async def outbox_list(self, state: OutboxState, limit: int = 100) -> list[OutboxItem]:
+        query = (
+            "SELECT * FROM outbox WHERE state = ? ORDER BY sent_at, seq LIMIT ?"
+            if state == "sent"
+            else "SELECT * FROM outbox WHERE state = ? ORDER BY seq LIMIT ?"
+        )
+
         def listed(db: sqlite3.Connection) -> list[OutboxItem]:
-            rows = db.execute(
-                "SELECT * FROM outbox WHERE state = ? ORDER BY seq LIMIT ?", (state, limit)
-            ).fetchall()
+            rows = db.execute(query, (state, limit)).fetchall()
             return [_row_outbox(row) for row in rows]
 
-        return self._run(listed)
+        return self._read(listed)
 
     async def outbox_retry(self, item_id: str, now: datetime) -> bool:
         def retry(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "UPDATE outbox SET state = 'pending', next_attempt_at = ?"
-                " WHERE id = ? AND state = 'parked'",
+            row = db.execute(
+                "SELECT customer FROM outbox WHERE id = ? AND state = 'parked'", (item_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE id = ?",
                 (_ts(now), item_id),
             )
-            return cursor.rowcount == 1
+            _sync_head(db, row["customer"])  # back at its place by arrival: maybe the head again
+            return True
 
         return self._run(retry)
 
+    async def outbox_prune(self, sent_before: datetime, parked_before: datetime) -> int:
+        def prune(db: sqlite3.Connection) -> int:
+            sent = db.execute(
+                "DELETE FROM outbox WHERE state = 'sent' AND sent_at < ?", (_ts(sent_before),)
+            ).rowcount
+            parked = db.execute(
+                "DELETE FROM outbox WHERE state = 'parked' AND created_at < ?",
+                (_ts(parked_before),),
+            ).rowcount
+            return sent + parked
+
+        return self._run(prune)
+
     async def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 

@@ -1,0 +1,330 @@
+"""The outbox's drain: a full pipe of sends, recorded in batches, keeping every guarantee.
+
+Sends go through a stand-in client that can hold them (a closed gate), so the tests can look at a
+drain in the middle: what is claimed, how many sends are under way, what is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from waflow import outbox as outbox_module
+from waflow.errors import WaflowError
+from waflow.outbox import DrainReport, Outbox, outbox_id_from_callback
+from waflow.store import Commit, MemoryStore, RedisStore, SQLiteStore, Store
+from waflow.testing import FrozenClock
+from waflow.whatsapp import build
+
+PHONE = "106540352242922"
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    made: Store
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SQLiteStore(tmp_path / "s.db")
+    else:
+        made = RedisStore(request.getfixturevalue("clean_redis_url"))
+    yield made
+    await made.close()
+
+
+class Client:
+    """Stands in for an ``AsyncWhatsApp``: records each send; holds sends while ``gate`` is shut."""
+
+    phone_number_id = PHONE
+
+    def __init__(self, before_send: Callable[[int], Awaitable[None]] | None = None) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.under_way = 0
+        self.most_under_way = 0
+        self.before_send = before_send
+
+    async def send(self, message: Any) -> SimpleNamespace:
+        self.under_way += 1
+        self.most_under_way = max(self.most_under_way, self.under_way)
+        try:
+            await asyncio.sleep(0)  # every send yields, like a real one
+            await self.gate.wait()
+            if self.before_send is not None:
+                await self.before_send(len(self.sent))
+            self.sent.append(message.to_body())
+            return SimpleNamespace(message_id=f"wamid.{len(self.sent)}")
+        finally:
+            self.under_way -= 1
+
+    def texts_by_customer(self) -> dict[str, list[str]]:
+        texts: dict[str, list[str]] = {}
+        for body in self.sent:
+            texts.setdefault(body["to"], []).append(body["text"]["body"])
+        return texts
+
+
+class Counting:
+    """Wraps a store: counts the calls of each method; ``fail`` makes named calls raise once."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.calls: Counter[str] = Counter()
+        self.recorded: list[int] = []  # sends recorded per outbox_complete_many call
+        self.fail: dict[str, set[int]] = {}  # method -> the calls (numbered from 1) that raise
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if self.calls[name] in self.fail.get(name, ()):
+                raise ConnectionError(f"the store is away ({name})")
+            if name == "outbox_complete_many":
+                self.recorded.append(len(args[0]))
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+def queue(outbox: Outbox, customers: int, each: int = 1) -> Commit:
+    """``each`` texts for every one of ``customers`` customers, queued in order."""
+    items = [
+        outbox.draft(
+            build.text(f"4915100000{c:03d}", f"{c}:{n}"),
+            channel="whatsapp",
+            business_id=PHONE,
+            customer=f"c{c}",
+        )
+        for n in range(each)
+        for c in range(customers)
+    ]
+    return Commit(outbox=items)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the drain run until ``condition`` holds (bounded, so a broken drain fails, not hangs)."""
+    for _ in range(5000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    pytest.fail(f"never happened: {what}")
+
+
+async def test_every_customers_messages_go_out_once_and_in_order_across_many_batches(
+    store: Store,
+) -> None:
+    client = Client()
+    outbox = Outbox(store, whatsapp=client, batch_size=5, concurrency=3)
+    await store.commit(queue(outbox, customers=12, each=4))
+    report = await outbox.drain()
+    assert report == DrainReport(sent=48)
+    assert client.texts_by_customer() == {
+        f"4915100000{c:03d}": [f"{c}:{n}" for n in range(4)] for c in range(12)
+    }
+    tags = [outbox_id_from_callback(body["biz_opaque_callback_data"]) for body in client.sent]
+    assert len(set(tags)) == 48
+    sent = await store.outbox_list("sent", limit=100)
+    assert len(sent) == 48 and all(item.message_id and item.attempts == 1 for item in sent)
+    assert await store.outbox_list("pending") == []
+
+
+async def test_the_next_batch_is_claimed_while_earlier_sends_are_under_way(store: Store) -> None:
+    counting = Counting(store)
+    client = Client()
+    client.gate.clear()  # no send finishes until the gate opens
+    outbox = Outbox(counting, whatsapp=client, batch_size=4, concurrency=8)  # type: ignore[arg-type]
+    await store.commit(queue(outbox, customers=20))
+    drain = asyncio.create_task(outbox.drain())
+    await until(lambda: client.under_way == 8, "eight sends under way")
+    assert client.sent == [] and counting.calls["outbox_claim"] >= 2  # not one batch at a time
+    client.gate.set()
+    assert await drain == DrainReport(sent=20)
+    assert client.most_under_way == 8
+
+
+async def test_no_more_than_concurrency_sends_are_under_way_at_once(store: Store) -> None:
+    client = Client()
+    client.gate.clear()
+    outbox = Outbox(store, whatsapp=client, batch_size=10, concurrency=5)
+    await store.commit(queue(outbox, customers=30))
+    drain = asyncio.create_task(outbox.drain())
+    await until(lambda: client.under_way == 5, "five sends under way")
+    for _ in range(20):
+        await asyncio.sleep(0)  # room for a sixth, if the drain wrongly started one
+    assert client.most_under_way == 5
+    client.gate.set()
+    assert await drain == DrainReport(sent=30)
+    assert client.most_under_way == 5
+
+
+async def test_sends_are_recorded_many_per_store_transaction(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox_module, "RECORD_WITHIN_SECONDS", 3600)  # batches only, no timer
+    counting = Counting(store)
+    client = Client()
+    outbox = Outbox(counting, whatsapp=client, batch_size=20, concurrency=40)  # type: ignore[arg-type]
+    await store.commit(queue(outbox, customers=40))
+    assert await outbox.drain() == DrainReport(sent=40)
+    assert counting.calls["outbox_complete"] == 0
+    assert sum(counting.recorded) == 40
+    assert len(counting.recorded) <= 4  # at least ten sends per transaction on average
+    assert len(await store.outbox_list("sent", limit=100)) == 40
+
+
+async def test_a_message_whose_lease_ran_out_before_its_turn_is_not_sent(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FrozenClock()
+    taken_over: list[str] = []
+
+    async def slow_first_send(sent_before: int) -> None:
+        if sent_before == 0:  # the first send outlasts every lease; another worker takes over
+            clock.advance(seconds=31)
+            claimed = await store.outbox_claim(clock.now(), 30, "another-worker")
+            taken_over.extend(item.id for item in claimed)
+
+    client = Client(before_send=slow_first_send)
+    outbox = Outbox(store, whatsapp=client, clock=clock, lease_seconds=30, concurrency=1)
+    await store.commit(queue(outbox, customers=4))
+    assert await outbox.drain() == DrainReport(sent=1)
+    assert len(client.sent) == 1 and len(taken_over) == 4  # the other three never went out
+    for item_id in taken_over:  # each is the other worker's to send now (and to record)
+        item = await store.outbox_get(item_id)
+        assert item is not None and (item.state, item.lease_owner) == ("pending", "another-worker")
+    assert "lease ran out before its turn" in caplog.text
+    assert "no longer leased" in caplog.text  # the one sent late may go out twice: said so
+
+
+async def test_a_message_whose_lease_ran_out_while_it_waited_goes_out_once(store: Store) -> None:
+    clock = FrozenClock()
+
+    async def slow_first_send(sent_before: int) -> None:
+        if sent_before == 0:
+            clock.advance(seconds=31)  # nobody else takes the others over: they stay ours
+
+    client = Client(before_send=slow_first_send)
+    outbox = Outbox(store, whatsapp=client, clock=clock, lease_seconds=30, concurrency=1)
+    await store.commit(queue(outbox, customers=4, each=2))
+    assert await outbox.drain() == DrainReport(sent=8)
+    assert client.texts_by_customer() == {
+        f"4915100000{c:03d}": [f"{c}:0", f"{c}:1"] for c in range(4)
+    }
+    assert await store.outbox_list("pending") == []
+
+
+async def test_sends_the_store_failed_to_record_are_recorded_by_the_next_drain(
+    store: Store,
+) -> None:
+    counting = Counting(store)
+    counting.fail["outbox_complete_many"] = {1, 2}  # and its second try, as the drain ends
+    client = Client()
+    outbox = Outbox(counting, whatsapp=client)  # type: ignore[arg-type]
+    await store.commit(queue(outbox, customers=3))
+    with pytest.raises(ConnectionError, match="the store is away"):
+        await outbox.drain()
+    assert len(client.sent) == 3
+    assert await store.outbox_list("sent") == []  # sent, not yet recorded: still leased
+    assert await outbox.drain() == DrainReport()  # records them first; nothing left to send
+    assert len(client.sent) == 3
+    sent = await store.outbox_list("sent")
+    assert sorted(item.message_id or "" for item in sent) == ["wamid.1", "wamid.2", "wamid.3"]
+
+
+async def test_a_failed_claim_ends_the_drain_with_every_send_recorded(store: Store) -> None:
+    counting = Counting(store)
+    counting.fail["outbox_claim"] = {2}
+    client = Client()
+    outbox = Outbox(counting, whatsapp=client, batch_size=2, concurrency=1)  # type: ignore[arg-type]
+    await store.commit(queue(outbox, customers=6))
+    with pytest.raises(ConnectionError, match="outbox_claim"):
+        await outbox.drain()
+    assert 1 <= len(client.sent) <= 2  # the first batch, not beyond
+    sent = await store.outbox_list("sent")
+    assert len(sent) == len(client.sent)  # what went out is recorded
+    assert len(await store.outbox_list("pending")) == 6 - len(client.sent)
+
+
+async def test_a_store_that_fails_to_park_a_message_ends_the_drain_with_its_error(
+    store: Store,
+) -> None:
+    counting = Counting(store)
+    counting.fail["outbox_fail"] = {1}
+
+    async def refuse_the_second(sent_before: int) -> None:
+        if sent_before == 1:
+            raise WaflowError("no such template")  # permanent: the message is to be parked
+
+    client = Client(before_send=refuse_the_second)
+    outbox = Outbox(counting, whatsapp=client, concurrency=1)  # type: ignore[arg-type]
+    await store.commit(queue(outbox, customers=3))
+    with pytest.raises(ConnectionError, match="outbox_fail"):
+        await outbox.drain()
+    assert len(client.sent) == 1
+    assert len(await store.outbox_list("sent")) == 1  # what went out is recorded
+    assert await store.outbox_list("parked") == []  # the refused one is tried again later
+    assert len(await store.outbox_list("pending")) == 2
+
+
+async def test_a_cancelled_drain_records_the_sends_that_went_out(store: Store) -> None:
+    client = Client()
+
+    async def hold_after_two(sent_before: int) -> None:
+        if sent_before >= 2:
+            await asyncio.Event().wait()  # never returns: cancelled with the drain
+
+    client.before_send = hold_after_two
+    outbox = Outbox(store, whatsapp=client, concurrency=5)
+    await store.commit(queue(outbox, customers=5))
+    drain = asyncio.create_task(outbox.drain())
+    await until(lambda: len(client.sent) == 2 and client.under_way == 3, "two sent, three held")
+    drain.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await drain
+    assert len(await store.outbox_list("sent")) == 2
+    assert len(await store.outbox_list("pending")) == 3
+
+
+async def test_max_rounds_bounds_the_batches_claimed(store: Store) -> None:
+    client = Client()
+    outbox = Outbox(store, whatsapp=client, batch_size=2)
+    await store.commit(queue(outbox, customers=6))
+    assert await outbox.drain(max_rounds=1) == DrainReport(sent=2)
+    assert await outbox.drain() == DrainReport(sent=4)
+
+
+async def test_an_empty_outbox_drains_to_nothing(store: Store) -> None:
+    counting = Counting(store)
+    outbox = Outbox(counting, whatsapp=Client())  # type: ignore[arg-type]
+    assert await outbox.drain() == DrainReport()
+    assert counting.calls == Counter({"outbox_claim": 1})
+
+
+def test_batch_size_and_concurrency_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Outbox(MemoryStore(), batch_size=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        Outbox(MemoryStore(), concurrency=0)
+
+
+async def test_a_recorded_send_keeps_the_time_it_went_out(store: Store) -> None:
+    clock = FrozenClock()
+
+    async def one_second_each(sent_before: int) -> None:
+        clock.advance(seconds=1)
+
+    outbox = Outbox(store, whatsapp=Client(one_second_each), clock=clock, concurrency=1)
+    start = clock.now()
+    await store.commit(queue(outbox, customers=3))
+    await outbox.drain()
+    sent = await store.outbox_list("sent")
+    assert [item.sent_at for item in sent] == [start + timedelta(seconds=n) for n in (1, 2, 3)]
