@@ -760,12 +760,50 @@ async def profile_pacing(fake: FakeGraphAPI, stores: Stores, name: str, tier: in
     )
 
 
+class SlotsOnly(Pacer):
+    """The pacer without its departure check: sends leave at their booked slots (as before
+    ``Pacer.depart``); only for telling the pacer's share of a drain's rate from the outbox's."""
+
+    def depart(self, sender: str) -> float:
+        return 0.0
+
+
+async def pace_alone(pacer: Pacer, messages: int, tasks: int) -> list[float]:
+    """The times ``messages`` sends would leave through ``pacer`` from ``tasks`` tasks, when a
+    send is nothing but its turn (no outbox, no store, no HTTP)."""
+    times: list[float] = []
+    left = iter(range(messages))
+
+    async def sender() -> None:
+        for _ in left:
+            await pacer.await_turn("bench")
+            times.append(time.monotonic())
+
+    await asyncio.gather(*(sender() for _ in range(tasks)))
+    return sorted(times)
+
+
+async def profile_pacer_alone() -> None:
+    """The rate and busiest second the pacer alone allows, with and without its departure
+    check: the ceiling of any drain through it."""
+    print("\n== the pacer alone: 4 × tier sends, nothing else ==")
+    for tier in TIERS:
+        for tasks in (1, 50, 100):
+            cells = []
+            for label, pacer in (("Pacer", Pacer(tier)), ("slots only", SlotsOnly(tier))):
+                times = await pace_alone(pacer, SECONDS_AT_TIER * tier, tasks)
+                rate = (len(times) - 1) / (times[-1] - times[0])
+                cells.append(f"{label} {rate / tier:6.1%}, busiest second {busiest_second(times)}")
+            print(f"  {tier}/s from {tasks:3d} tasks: " + "; ".join(cells))
+
+
 def profile(tier: int, events: int) -> None:
-    """Where the time goes: per event (store calls, CPU), then per message of a drain at
-    ``tier``; then how evenly a drain at the lowest tier spaces its sends."""
+    """Where the time goes: what the pacer alone allows; per event (store calls, CPU), then per
+    message of a drain at ``tier``; then how evenly a drain at the lowest tier spaces its sends."""
     fake = FakeGraphAPI(seed=11)
 
     async def run() -> None:
+        await profile_pacer_alone()
         with tempfile.TemporaryDirectory(prefix="waflow-bench-") as folder:
             directory = Path(folder)
             with redis_server(directory) as (url, about):
