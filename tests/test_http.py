@@ -19,7 +19,13 @@ from tests.graph_support import (
     sent,
 )
 from waflow import AsyncWhatsApp, WhatsApp, __version__
-from waflow._http import DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, make_timeout
+from waflow._http import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    build_request,
+    make_timeout,
+    prepare_headers,
+)
 from waflow.errors import APIConnectionError, APIResponseValidationError
 from waflow.graph import _PARSED_URLS_MAX, DEFAULT_API_VERSION, DEFAULT_BASE_URL
 from waflow.testing import FrozenClock
@@ -244,6 +250,21 @@ def test_a_content_type_of_the_injected_client_is_kept_as_json_would_keep_it() -
     wa.send_text(CUSTOMER, "Hallo!")
 
     assert script.requests[0].headers.get_list("content-type") == ["application/json; x=1"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"content-type": "application/json; x=1"}, {"Content-Type": "application/json; x=1"}],
+)
+def test_pre_encoded_json_keeps_a_content_type_the_caller_sets(headers: dict[str, str]) -> None:
+    client = httpx.Client()
+    for given in (headers, prepare_headers(headers)):
+        request = build_request(
+            client, "POST", "https://x.example/", headers=given, json_bytes=b"{}"
+        )
+        assert request.headers.get_list("content-type") == ["application/json; x=1"]
+    request = build_request(client, "POST", "https://x.example/", json_bytes=b"{}")
+    assert request.headers.get_list("content-type") == ["application/json"]
 
 
 def test_with_options_can_swap_the_token(flavour: Flavour) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any
 
 import pytest
 
 from waflow import AsyncWhatsApp, SendResult, WhatsApp
+from waflow.graph import GraphRequest, GraphResponse
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.whatsapp import build
 from waflow.whatsapp.interactive import Amount, OrderDetails, OrderDetailsParameters, OrderItem
@@ -136,6 +138,19 @@ async def test_helper_sends_the_built_body_and_returns_a_send_result(
     assert result.retries_taken == 0
     if helper == "send_template":
         assert result.message_status == "accepted"
+
+
+@pytest.mark.parametrize("cls", [SendResult, GraphRequest, GraphResponse])
+def test_results_and_requests_are_frozen_dataclasses_their_init_fills_completely(
+    cls: type[Any],
+) -> None:
+    # Their __init__ is written by hand (for speed): it must still take and set every field.
+    values = {f.name: f"value of {f.name}" for f in dataclasses.fields(cls)}
+    made = cls(**values)
+    assert dataclasses.asdict(made) == values
+    assert dataclasses.replace(made, **values) == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, dataclasses.fields(cls)[0].name, "changed")
 
 
 async def test_mark_read_with_typing_indicator(mode: str) -> None:

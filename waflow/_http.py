@@ -21,6 +21,7 @@ __all__ = [
     "URL",
     "AsyncHTTPClient",
     "AsyncTransport",
+    "Headers",
     "Request",
     "Response",
     "SyncHTTPClient",
@@ -32,6 +33,7 @@ __all__ = [
     "new_async_client",
     "new_sync_client",
     "parse_url",
+    "prepare_headers",
     "request_extensions",
     "send_async",
     "send_sync",
@@ -46,6 +48,7 @@ AsyncHTTPClient = httpx.AsyncClient
 SyncTransport = httpx.BaseTransport
 AsyncTransport = httpx.AsyncBaseTransport
 Timeout = httpx.Timeout
+Headers = httpx.Headers
 URL = httpx.URL
 TimeoutTypes = float | httpx.Timeout | None
 
@@ -98,7 +101,8 @@ def build_request(
 ) -> httpx.Request:
     """Build a request with the client's defaults (no timeout keeps the client's timeout).
 
-    ``url`` may be a :func:`parse_url` result, which spares httpx parsing it again. ``json_bytes``
+    ``url`` may be a :func:`parse_url` result and ``headers`` a :func:`prepare_headers` one, which
+    spares httpx parsing them again. ``json_bytes``
     is a JSON body already encoded: it goes out exactly as ``json=`` would send it, with
     ``Content-Type: application/json`` after ``Content-Length``. ``extensions`` are precomputed
     :func:`request_extensions` (cheaper per request than ``timeout``).
@@ -116,10 +120,30 @@ def build_request(
         data=data,
         extensions=extensions,
     )
-    if json_bytes is not None:
-        # What httpx's json= adds; setdefault keeps a Content-Type the client sets, as json= does.
-        request.headers.setdefault("Content-Type", "application/json")
+    if json_bytes is not None and not _sets_content_type(client, headers):
+        # What httpx's json= adds, after Content-Length; a Content-Type set by the caller or the
+        # client wins, as with json=. Asked of them rather than of the request's fresh headers,
+        # which would first have to work out their encoding: the cheaper question, on every send.
+        request.headers["Content-Type"] = "application/json"
     return request
+
+
+def _sets_content_type(
+    client: httpx.Client | httpx.AsyncClient, headers: Mapping[str, str] | None
+) -> bool:
+    if "Content-Type" in client.headers:
+        return True
+    if isinstance(headers, httpx.Headers):  # a prepare_headers() result: knows its encoding
+        return "Content-Type" in headers
+    return headers is not None and any(name.lower() == "content-type" for name in headers)
+
+
+def prepare_headers(headers: Mapping[str, str]) -> httpx.Headers:
+    """``headers`` normalised once, to be handed to :func:`build_request` again and again.
+
+    httpx normalises a mapping of headers on every request; an ``httpx.Headers`` it just copies.
+    """
+    return httpx.Headers(headers)
 
 
 def parse_url(url: str) -> httpx.URL:

@@ -31,6 +31,7 @@ from waflow._http import (
     DEFAULT_TIMEOUT,
     URL,
     AsyncHTTPClient,
+    Headers,
     Request,
     Response,
     SyncHTTPClient,
@@ -39,6 +40,7 @@ from waflow._http import (
     new_async_client,
     new_sync_client,
     parse_url,
+    prepare_headers,
     request_extensions,
     send_async,
     send_sync,
@@ -90,7 +92,12 @@ logger = logging.getLogger("waflow.graph")
 _Self = TypeVar("_Self", bound="_GraphCore")
 
 
-@dataclass(frozen=True)
+# GraphRequest, GraphResponse (and SendResult) are frozen dataclasses built on every send. Their
+# __init__ is written out: one update of the instance dict costs about half of what the generated
+# frozen __init__ does, which calls object.__setattr__ once per field.
+
+
+@dataclass(frozen=True, init=False)
 class GraphRequest:
     """One Graph API call, independent of sync or async I/O.
 
@@ -104,13 +111,39 @@ class GraphRequest:
     method: str
     path: str
     json: Any = None
-    json_bytes: bytes | None = None
     params: Mapping[str, Any] | None = None
     files: Mapping[str, Any] | None = None
     data: Mapping[str, Any] | None = None
     idempotent: bool | None = None
     pace: tuple[str, str | None] | None = None
     versioned: bool = True
+    json_bytes: bytes | None = None
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+        pace: tuple[str, str | None] | None = None,
+        versioned: bool = True,
+        json_bytes: bytes | None = None,
+    ) -> None:
+        self.__dict__.update(
+            method=method,
+            path=path,
+            json=json,
+            params=params,
+            files=files,
+            data=data,
+            idempotent=idempotent,
+            pace=pace,
+            versioned=versioned,
+            json_bytes=json_bytes,
+        )
 
     @property
     def is_idempotent(self) -> bool:
@@ -120,7 +153,7 @@ class GraphRequest:
         return self.method.upper() in ("GET", "HEAD", "DELETE")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class GraphResponse:
     """A successful Graph answer: the parsed JSON ``data`` and how many retries it took."""
 
@@ -128,6 +161,13 @@ class GraphResponse:
     status_code: int
     headers: Mapping[str, str] = field(repr=False)
     retries_taken: int = 0
+
+    def __init__(
+        self, data: Any, status_code: int, headers: Mapping[str, str], retries_taken: int = 0
+    ) -> None:
+        self.__dict__.update(
+            data=data, status_code=status_code, headers=headers, retries_taken=retries_taken
+        )
 
 
 def should_retry(request: GraphRequest, exc: BaseException) -> bool:
@@ -243,15 +283,17 @@ class _GraphCore:
         clone._owns_http = False
         return clone
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self) -> Headers:
         # Cached per token object: rebuilt only after with_options(access_token=...).
         cached = self.__dict__.get("_header_cache")
         if cached is None or cached[0] is not self.access_token:
-            headers = {
-                "Authorization": f"Bearer {self.access_token.get_secret_value()}",
-                "User-Agent": _USER_AGENT,
-                "Accept": "application/json",
-            }
+            headers = prepare_headers(
+                {
+                    "Authorization": f"Bearer {self.access_token.get_secret_value()}",
+                    "User-Agent": _USER_AGENT,
+                    "Accept": "application/json",
+                }
+            )
             cached = (self.access_token, headers)
             self.__dict__["_header_cache"] = cached
         return cached[1]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 __all__ = ["SendResult"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class SendResult:
     """Meta accepted a message.
 
@@ -30,3 +30,27 @@ class SendResult:
     message_status: str | None = None
     retries_taken: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __init__(
+        self,
+        channel: Literal["whatsapp", "messenger"],
+        message_id: str,
+        wa_id: str | None = None,
+        input: str | None = None,
+        recipient_id: str | None = None,
+        message_status: str | None = None,
+        retries_taken: int = 0,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        # Built on every send: one update of the instance dict costs about half of what the
+        # generated frozen __init__ does (object.__setattr__ once per field).
+        self.__dict__.update(
+            channel=channel,
+            message_id=message_id,
+            wa_id=wa_id,
+            input=input,
+            recipient_id=recipient_id,
+            message_status=message_status,
+            retries_taken=retries_taken,
+            raw={} if raw is None else raw,
+        )
