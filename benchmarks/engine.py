@@ -402,13 +402,19 @@ async def prefill(
 
 
 async def drain_once(
-    fake: FakeGraphAPI, stores: Stores, name: str, tier: int, seconds_at_tier: int
+    fake: FakeGraphAPI,
+    stores: Stores,
+    name: str,
+    tier: int,
+    seconds_at_tier: int,
+    pacer_type: type[RecordingPacer] | None = None,
 ) -> Drain:
     messages = seconds_at_tier * tier
     store, customers = await prefill(fake, stores, name, messages)
     meta = MetaSend()
     http = httpx.AsyncClient(transport=httpx.MockTransport(meta))
-    pacer = RecordingPacer(tier)  # what throughput=tier builds, plus a record of its slots
+    # What throughput=tier builds, plus a record of its slots (--profile: another pacer).
+    pacer = (pacer_type or RecordingPacer)(tier)
     client = waflow.AsyncWhatsApp(
         access_token=ACCESS_TOKEN,
         phone_number_id=fake.phone_number_id,
@@ -760,12 +766,27 @@ async def profile_pacing(fake: FakeGraphAPI, stores: Stores, name: str, tier: in
     )
 
 
-class SlotsOnly(Pacer):
+class SlotsOnly(RecordingPacer):
     """The pacer without its departure check: sends leave at their booked slots (as before
     ``Pacer.depart``); only for telling the pacer's share of a drain's rate from the outbox's."""
 
     def depart(self, sender: str) -> float:
         return 0.0
+
+
+async def profile_drain_at_slots(fake: FakeGraphAPI, stores: Stores) -> None:
+    """One drain per tier and store through :class:`SlotsOnly`: what the outbox reaches when
+    the pacer's departure check does not hold it back (the busiest second may then exceed the
+    tier, which is why waflow's pacer has the check)."""
+    print("\n== drains through the pacer without its departure check ==")
+    for tier in TIERS:
+        for name in stores.names():
+            if name != MEMORY:
+                drain = await drain_once(fake, stores, name, tier, SECONDS_AT_TIER, SlotsOnly)
+                print(
+                    f"  {tier}/s {name}: {drain.rate / tier:.1%} of the tier, busiest second "
+                    f"{drain.busiest}, latest send {drain.latest * 1000:.1f} ms after its slot"
+                )
 
 
 async def pace_alone(pacer: Pacer, messages: int, tasks: int) -> list[float]:
@@ -799,7 +820,8 @@ async def profile_pacer_alone() -> None:
 
 def profile(tier: int, events: int) -> None:
     """Where the time goes: what the pacer alone allows; per event (store calls, CPU), then per
-    message of a drain at ``tier``; then how evenly a drain at the lowest tier spaces its sends."""
+    message of a drain at ``tier``; how evenly a drain at the lowest tier spaces its sends; and
+    what drains reach without the pacer's departure check."""
     fake = FakeGraphAPI(seed=11)
 
     async def run() -> None:
@@ -821,6 +843,7 @@ def profile(tier: int, events: int) -> None:
                 for name in stores.names():
                     if name != MEMORY:
                         await profile_pacing(fake, stores, name, TIERS[0])
+                await profile_drain_at_slots(fake, stores)
 
     asyncio.run(run())
 
