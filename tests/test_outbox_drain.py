@@ -328,3 +328,42 @@ async def test_a_recorded_send_keeps_the_time_it_went_out(store: Store) -> None:
     await outbox.drain()
     sent = await store.outbox_list("sent")
     assert [item.sent_at for item in sent] == [start + timedelta(seconds=n) for n in (1, 2, 3)]
+
+
+async def test_an_empty_sqlite_outbox_is_claimed_without_a_write_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One drain runs after every webhook: when nothing is due it must not queue for SQLite's
+    # write lock (and its fsync) in a worker thread.
+    store = SQLiteStore(tmp_path / "s.db")
+    writes = 0
+    run = store._run
+
+    def counted_run(work: Any) -> Any:
+        nonlocal writes
+        writes += 1
+        return run(work)
+
+    monkeypatch.setattr(store, "_run", counted_run)
+    try:
+        assert await Outbox(store, whatsapp=Client()).drain() == DrainReport()
+        assert writes == 0
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_claim_sees_messages_another_process_queued(tmp_path: Path) -> None:
+    # The "anything due?" read runs on the store's own read connection: it must see what another
+    # connection to the file (another worker) committed after this store last looked.
+    path = tmp_path / "shared.db"
+    worker, web = SQLiteStore(path), SQLiteStore(path)
+    client = Client()
+    outbox = Outbox(worker, whatsapp=client)
+    try:
+        assert await outbox.drain() == DrainReport()
+        await web.commit(queue(Outbox(web), customers=3))
+        assert await outbox.drain() == DrainReport(sent=3)
+        assert len(client.sent) == 3
+    finally:
+        await worker.close()
+        await web.close()
