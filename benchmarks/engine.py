@@ -422,7 +422,9 @@ async def drain_once(
         pacer=pacer,
     )
     engine = Engine(EchoFlow, store=store, whatsapp_number=fake.phone_number_id)
-    outbox = Outbox(store, whatsapp=client, guard=engine.send_guard)
+    outbox = Outbox(
+        store, whatsapp=client, guard=engine.send_guard, prefetch=engine.prefetch_for_send
+    )
     try:
         started = time.perf_counter()
         report = await outbox.drain()
@@ -687,7 +689,7 @@ async def profile_drain(
     )
     engine = Engine(EchoFlow, store=timed, whatsapp_number=fake.phone_number_id)
     guard = engine.send_guard
-    outbox = Outbox(timed, whatsapp=client, guard=guard)
+    outbox = Outbox(timed, whatsapp=client, guard=guard, prefetch=engine.prefetch_for_send)
     profiler = cProfile.Profile()
     try:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -731,7 +733,9 @@ async def profile_pacing(fake: FakeGraphAPI, stores: Stores, name: str, tier: in
         throughput=tier,
     )
     engine = Engine(EchoFlow, store=store, whatsapp_number=fake.phone_number_id)
-    outbox = Outbox(store, whatsapp=client, guard=engine.send_guard)
+    outbox = Outbox(
+        store, whatsapp=client, guard=engine.send_guard, prefetch=engine.prefetch_for_send
+    )
     stalls: list[tuple[float, float]] = []
     monitor = asyncio.create_task(_stall_monitor(stalls))
     try:

@@ -204,6 +204,16 @@ async def test_commit_saves_documents_with_optimistic_versions(store: Store) -> 
     assert current is not None and current.data == {"name": "Lena K."} and current.version == 2
 
 
+async def test_documents_get_reads_many_at_once(store: Store) -> None:
+    await store.commit(Commit(save=[Document("a", {"n": 1}, 0), Document("b", {"n": 2}, 0)]))
+    await store.commit(Commit(save=[Document("b", {"n": 3}, 1)]))
+
+    found = await store.documents_get(["b", "missing", "a", "b"])
+
+    assert found == {"a": Document("a", {"n": 1}, 1), "b": Document("b", {"n": 3}, 2)}
+    assert await store.documents_get([]) == {}
+
+
 async def test_a_failed_commit_applies_nothing(store: Store) -> None:
     await store.commit(Commit(save=[Document("a", {}, 0)]))
     change = Commit(

@@ -167,6 +167,7 @@ class App:
             messenger=messenger,
             clock=self.clock,
             guard=engine.send_guard if engine is not None else None,
+            prefetch=engine.prefetch_for_send if engine is not None else None,
             conversions=conversions,
         )
         self._whatsapp = _by_business(whatsapp, "phone_number_id")

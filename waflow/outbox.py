@@ -59,6 +59,7 @@ from waflow.whatsapp.messages import from_body as whatsapp_from_body
 __all__ = [
     "CALLBACK_PREFIX",
     "DrainReport",
+    "GuardPrefetch",
     "Outbox",
     "SendGuard",
     "draft_item",
@@ -68,6 +69,8 @@ __all__ = [
 #: Called just before a send with the item and its message; returns the message to send (the same,
 #: or a replacement such as a fallback template) or raises to refuse it.
 SendGuard = Callable[[OutboxItem, Any], Awaitable[Any]]
+#: Called with every claimed batch before its sends, so a guard can read what it needs in one go.
+GuardPrefetch = Callable[[Sequence[OutboxItem]], Awaitable[None]]
 
 logger = logging.getLogger("waflow.outbox")
 
@@ -167,7 +170,9 @@ class Outbox:
 
     ``whatsapp`` / ``messenger`` are the clients (one, or one per number or Page); a WhatsApp
     message from a number without its own client goes through the first client, re-targeted.
-    ``guard`` checks each message just before it is sent (see :data:`SendGuard`).
+    ``guard`` checks each message just before it is sent (see :data:`SendGuard`); ``prefetch``
+    is called with every claimed batch first (see :data:`GuardPrefetch`; the engine's reads the
+    batch's customers in one store call instead of one per send).
     ``lease_seconds`` is how long a claimed message is held by its worker: if the worker dies
     mid-send, the message goes out again (at least once) after at most that long.
     ``batch_size`` messages are claimed (and sends recorded) per store transaction;
@@ -192,10 +197,12 @@ class Outbox:
         concurrency: int = 100,
         owner: str | None = None,
         guard: SendGuard | None = None,
+        prefetch: GuardPrefetch | None = None,
         conversions: Any = None,
     ) -> None:
         self.store = store
         self.guard = guard
+        self.prefetch = prefetch
         self.clock: Clock = clock or SystemClock()
         self.retry_delays = tuple(retry_delays)
         self.give_up_after = give_up_after
@@ -453,6 +460,11 @@ class _Drain:
         )
         self.full = len(batch) >= limit
         self.done_since_claim = 0
+        if batch and outbox.prefetch is not None and outbox.guard is not None:
+            try:
+                await outbox.prefetch(batch)
+            except Exception:  # only a shortcut: each guard then reads for itself
+                logger.warning("reading ahead for the send guard failed", exc_info=True)
         for item in batch:
             # A message of ours comes back if its lease ran out meanwhile: one still waiting
             # takes the new lease, one being sent is not sent again.

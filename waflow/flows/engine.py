@@ -60,6 +60,12 @@ DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "STOPP", "ARRET", "ARRÊT", "UNSUBSCRIBE", "
 FallbackTemplate = Callable[[FlowContext[Any]], TemplateMessage | None]
 
 
+#: How old a customer document read ahead for the send guard (:meth:`Engine.prefetch_for_send`)
+#: may be when its message goes out; an older one is read again.
+SEND_GUARD_FRESHNESS_SECONDS = 1.0
+_READ_AHEAD_LIMIT = 10_000
+
+
 class LockTimeoutError(WaflowError):
     """Another worker held a customer's lock for too long; the event will be retried."""
 
@@ -116,6 +122,8 @@ class Engine:
         self.lock_wait = lock_wait
         self.max_conflicts = max_conflicts
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
+        # Customer documents read ahead for the send guard: id -> (monotonic time read, document).
+        self._read_ahead: dict[str, tuple[float, Document]] = {}
 
     # -- events --------------------------------------------------------------------------------
 
@@ -211,7 +219,7 @@ class Engine:
             change.deadlines[primary.id] = primary.deadline
         for other in merged:
             change.deadlines[other.id] = None
-        await self.store.commit(change)
+        await self._commit(change)
 
     async def _transition(
         self, customer: Customer, event: Event, now: datetime
@@ -396,7 +404,7 @@ class Engine:
             customer = loaded[0]
             close_window(customer, "whatsapp", status.business_id, status.timestamp)
             logger.info("Meta reported 131047: the service window is closed")
-            await self.store.commit(
+            await self._commit(
                 Commit(save=[Document(customer.id, customer.to_document(), customer.version)])
             )
 
@@ -426,13 +434,13 @@ class Engine:
         async with self._locked([customer_id]):
             loaded = await self._load([customer_id])
             if not loaded:
-                await self.store.commit(Commit(deadlines={customer_id: None}))
+                await self._commit(Commit(deadlines={customer_id: None}))
                 return False
             customer = loaded[0]
             flow = self.flow
             if customer.deadline is None or customer.deadline > now or customer.state is None:
                 # Stale index entry: the customer moved on since it was set.
-                await self.store.commit(
+                await self._commit(
                     Commit(
                         save=[Document(customer.id, customer.to_document(), customer.version)],
                         deadlines={customer.id: customer.deadline},
@@ -455,7 +463,7 @@ class Engine:
                 await self._run(transition, None, ctx)
             customer.data = type(flow).dump_data(ctx.data)
             items = self._items(customer, ctx)
-            await self.store.commit(
+            await self._commit(
                 Commit(
                     save=[Document(customer.id, customer.to_document(), customer.version)],
                     outbox=items,
@@ -467,9 +475,27 @@ class Engine:
 
     # -- the outbox's send guard -----------------------------------------------------------------
 
+    async def prefetch_for_send(self, items: Sequence[OutboxItem]) -> None:
+        """Read the customers of a claimed batch in one store call, for :meth:`send_guard`.
+
+        The outbox calls it with every batch it claims. A document read ahead serves the guard of
+        one message, and only while it is at most :data:`SEND_GUARD_FRESHNESS_SECONDS` old (and
+        this engine has not saved that customer since); otherwise the guard reads it again.
+        """
+        documents = await self.store.documents_get([item.customer for item in items])
+        read_at = self.clock.monotonic()
+        if len(self._read_ahead) > _READ_AHEAD_LIMIT:
+            self._read_ahead.clear()  # only sends that never came (e.g. leases run out) stay
+        for customer_id, document in documents.items():
+            self._read_ahead[customer_id] = (read_at, document)
+
     async def send_guard(self, item: OutboxItem, message: Any) -> Any:
         """Check a queued message again just before it is sent (windows can close meanwhile)."""
-        document = await self.store.document_get(item.customer)
+        ahead = self._read_ahead.pop(item.customer, None)
+        if ahead is not None and self.clock.monotonic() - ahead[0] <= SEND_GUARD_FRESHNESS_SECONDS:
+            document: Document | None = ahead[1]
+        else:
+            document = await self.store.document_get(item.customer)
         if document is None:
             return message
         customer = Customer.from_document(document.data, document.version)
@@ -499,6 +525,11 @@ class Engine:
         return message
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    async def _commit(self, change: Commit) -> None:
+        for saved in change.save:
+            self._read_ahead.pop(saved.id, None)  # the send guard must see what was just saved
+        await self.store.commit(change)
 
     async def _load(self, customer_ids: Sequence[str]) -> list[Customer]:
         loaded = []

@@ -266,6 +266,10 @@ class Store(Protocol):
         """A customer document by id."""
         ...
 
+    async def documents_get(self, customer_ids: Sequence[str]) -> dict[str, Document]:
+        """The documents of those ``customer_ids`` that exist, by id, read in one go."""
+        ...
+
     async def index_lookup(self, keys: Sequence[str]) -> dict[str, str]:
         """The customer ids of those channel-id ``keys`` that are known."""
         ...

@@ -206,6 +206,11 @@ class MemoryStore:
         with self._lock:
             return self._documents.get(customer_id)
 
+    async def documents_get(self, customer_ids: Sequence[str]) -> dict[str, Document]:
+        with self._lock:
+            documents = self._documents
+            return {cid: documents[cid] for cid in customer_ids if cid in documents}
+
     async def index_lookup(self, keys: Sequence[str]) -> dict[str, str]:
         with self._lock:
             return {key: self._index[key] for key in keys if key in self._index}

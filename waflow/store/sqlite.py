@@ -480,6 +480,23 @@ class SQLiteStore:
 
         return self._read(get)
 
+    async def documents_get(self, customer_ids: Sequence[str]) -> dict[str, Document]:
+        def get(db: sqlite3.Connection) -> dict[str, Document]:
+            found: dict[str, Document] = {}
+            ids = list(dict.fromkeys(customer_ids))
+            for start in range(0, len(ids), _MAX_PARAMETERS):
+                chunk = ids[start : start + _MAX_PARAMETERS]
+                marks = ", ".join("?" * len(chunk))  # only placeholders are formatted in
+                query = "SELECT id, data, version FROM documents WHERE id IN"
+                rows = db.execute(f"{query} ({marks})", chunk)
+                for row in rows:
+                    found[row["id"]] = Document(row["id"], json.loads(row["data"]), row["version"])
+            return found
+
+        if not customer_ids:
+            return {}
+        return self._read(get)
+
     async def index_lookup(self, keys: Sequence[str]) -> dict[str, str]:
         def lookup(db: sqlite3.Connection) -> dict[str, str]:
             found: dict[str, str] = {}
