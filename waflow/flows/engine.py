@@ -50,7 +50,7 @@ from waflow.whatsapp.messages import TemplateMessage
 from waflow.whatsapp.messages import from_body as whatsapp_from_body
 from waflow.whatsapp.templates import TemplateRegistry
 
-__all__ = ["DEFAULT_OPT_OUT_KEYWORDS", "Engine", "LockTimeoutError"]
+__all__ = ["DEFAULT_OPT_OUT_KEYWORDS", "SEND_GUARD_FRESHNESS_SECONDS", "Engine", "LockTimeoutError"]
 
 logger = logging.getLogger("waflow.engine")
 
