@@ -256,7 +256,16 @@ class Outbox:
         Returns once nothing more is due and every send is recorded. ``max_rounds`` bounds how
         many batches are claimed. Raises what the store raises (the messages then go out later).
         """
-        return await _Drain(self, max_rounds).run()
+        if self._unrecorded or max_rounds == 0:
+            return await _Drain(self, max_rounds).run()
+        # Most drains find nothing (one runs after every webhook): one claim tells, before any
+        # of a drain's machinery is set up.
+        first = await self.store.outbox_claim(
+            self.clock.now(), self.lease_seconds, self.owner, self.batch_size
+        )
+        if not first:
+            return DrainReport()
+        return await _Drain(self, max_rounds, first).run()
 
     async def _record_sent(self) -> int:
         """Record the sends not yet recorded, in one store transaction; return how many."""
@@ -396,9 +405,12 @@ class _Drain:
     always before a claim: a customer's next message becomes due only once the last is recorded.
     """
 
-    def __init__(self, outbox: Outbox, max_rounds: int | None) -> None:
+    def __init__(
+        self, outbox: Outbox, max_rounds: int | None, first: list[OutboxItem] | None = None
+    ) -> None:
         self.outbox = outbox
         self.claims_left = max_rounds
+        self.first = first  # a batch already claimed, to start with
         self.queue: deque[str] = deque()  # ids of claimed messages waiting for a sender, in order
         self.waiting: dict[str, OutboxItem] = {}  # those messages by id
         self.sending: set[str] = set()  # ids of messages a sender has taken
@@ -412,6 +424,8 @@ class _Drain:
 
     async def run(self) -> DrainReport:
         try:
+            if self.first is not None:
+                await self._accept(self.first, self.outbox.batch_size)
             await self._coordinate()
         except BaseException as exc:
             await self._stop(cancel=isinstance(exc, asyncio.CancelledError))
@@ -452,12 +466,17 @@ class _Drain:
 
     async def _claim(self) -> None:
         outbox = self.outbox
-        if self.claims_left is not None:
-            self.claims_left -= 1
         limit = outbox.batch_size - len(self.queue)  # at most a batch waits for a sender
         batch = await outbox.store.outbox_claim(
             outbox.clock.now(), outbox.lease_seconds, outbox.owner, limit
         )
+        await self._accept(batch, limit)
+
+    async def _accept(self, batch: list[OutboxItem], limit: int) -> None:
+        """Queue a claimed batch (of at most ``limit``) and start senders for it."""
+        outbox = self.outbox
+        if self.claims_left is not None:
+            self.claims_left -= 1
         self.full = len(batch) >= limit
         self.done_since_claim = 0
         if batch and outbox.prefetch is not None and outbox.guard is not None:

@@ -527,8 +527,8 @@ class Engine:
     # -- plumbing ------------------------------------------------------------------------------
 
     async def _commit(self, change: Commit) -> None:
-        for saved in change.save:
-            self._read_ahead.pop(saved.id, None)  # the send guard must see what was just saved
+        for customer_id in (*(saved.id for saved in change.save), *change.delete):
+            self._read_ahead.pop(customer_id, None)  # the send guard must see what was just saved
         await self.store.commit(change)
 
     async def _load(self, customer_ids: Sequence[str]) -> list[Customer]:
