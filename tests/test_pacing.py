@@ -537,3 +537,14 @@ def test_threads_waiting_on_a_pacer_never_exceed_the_rate(clock: FrozenClock) ->
 def test_repr_names_the_limits() -> None:
     assert repr(Pacer(80, pair_pacing=True)) == "Pacer(throughput=80/s, pair_pacing=on)"
     assert Pacer(1000).throughput == 1000
+
+
+@pytest.mark.parametrize("rate", [80.9, 1.5, 2.5])
+def test_a_fractional_rate_never_puts_more_than_its_whole_part_into_a_second(
+    rate: float, clock: FrozenClock
+) -> None:
+    departures = concurrent_departures(
+        Pacer(rate, window_margin=0, clock=clock), clock, 4 * int(rate) + 1, lambda wake, i: 0.0
+    )
+
+    assert busiest_second(departures) <= int(rate)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from waflow.flows.engine import SEND_GUARD_FRESHNESS_SECONDS, Engine
 from waflow.outbox import DrainReport, Outbox
-from waflow.store import MemoryStore, Store
+from waflow.store import Commit, Document, MemoryStore, RedisStore, SQLiteStore, Store
 from waflow.store.base import OutboxItem
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.webhooks import parse
+from waflow.whatsapp import build
 
 from .engine_flows import EchoFlow
 
@@ -37,10 +44,10 @@ class Counting:
 
 
 class Setup:
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
         self.clock = FrozenClock()
         self.fake = FakeGraphAPI(clock=self.clock)
-        self.store = Counting(MemoryStore())
+        self.store = Counting(store)
         store: Any = self.store
         self.engine = Engine(
             EchoFlow, store=store, clock=self.clock, whatsapp_number=self.fake.phone_number_id
@@ -62,8 +69,20 @@ class Setup:
         return item
 
 
-async def test_a_drain_reads_each_batchs_customers_in_one_call() -> None:
-    setup = Setup()
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Setup]:
+    store: Store
+    if request.param == "memory":
+        store = MemoryStore()
+    elif request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "s.db")
+    else:
+        store = RedisStore(request.getfixturevalue("clean_redis_url"))
+    yield Setup(store)
+    await store.close()
+
+
+async def test_a_drain_reads_each_batchs_customers_in_one_call(setup: Setup) -> None:
     for n in range(5):
         await setup.customer_writes(n)
     setup.store.calls.clear()
@@ -75,8 +94,7 @@ async def test_a_drain_reads_each_batchs_customers_in_one_call() -> None:
     assert len(setup.fake.sent.on("whatsapp")) == 5
 
 
-async def test_a_read_ahead_older_than_the_freshness_bound_is_read_again() -> None:
-    setup = Setup()
+async def test_a_read_ahead_older_than_the_freshness_bound_is_read_again(setup: Setup) -> None:
     await setup.customer_writes(1)
     item = await setup.claim_one()
     message = object()
@@ -92,8 +110,7 @@ async def test_a_read_ahead_older_than_the_freshness_bound_is_read_again() -> No
     assert setup.store.calls["document_get"] == 1
 
 
-async def test_a_read_ahead_serves_one_send_only() -> None:
-    setup = Setup()
+async def test_a_read_ahead_serves_one_send_only(setup: Setup) -> None:
     await setup.customer_writes(1)
     item = await setup.claim_one()
     await setup.engine.prefetch_for_send([item])
@@ -104,8 +121,7 @@ async def test_a_read_ahead_serves_one_send_only() -> None:
     assert setup.store.calls["document_get"] == 1
 
 
-async def test_the_guard_reads_a_customer_again_after_the_engine_saved_it() -> None:
-    setup = Setup()
+async def test_the_guard_reads_a_customer_again_after_the_engine_saved_it(setup: Setup) -> None:
     await setup.customer_writes(1)
     item = await setup.claim_one()
     await setup.engine.prefetch_for_send([item])
@@ -117,8 +133,7 @@ async def test_the_guard_reads_a_customer_again_after_the_engine_saved_it() -> N
     assert setup.store.calls["document_get"] == calls_before + 1
 
 
-async def test_a_failed_read_ahead_only_costs_the_shortcut() -> None:
-    setup = Setup()
+async def test_a_failed_read_ahead_only_costs_the_shortcut(setup: Setup) -> None:
     for n in range(3):
         await setup.customer_writes(n)
     setup.store.calls.clear()
@@ -126,3 +141,88 @@ async def test_a_failed_read_ahead_only_costs_the_shortcut() -> None:
 
     assert await setup.outbox.drain() == DrainReport(sent=3)
     assert setup.store.calls["document_get"] == 3  # each guard read for itself
+
+
+async def test_a_read_ahead_answered_after_a_save_is_not_used(setup: Setup) -> None:
+    # The read reaches the store before the engine saves the customer, and its answer comes
+    # back after the save (a network round trip): that answer is older than the save.
+    await setup.customer_writes(1)
+    item = await setup.claim_one()
+    answer_held = asyncio.Event()
+    store: Any = setup.store._store
+    documents_get = store.documents_get
+
+    async def slow_documents_get(ids: Sequence[str]) -> dict[str, Document]:
+        found = await documents_get(ids)
+        await answer_held.wait()
+        return found  # type: ignore[no-any-return]
+
+    store.documents_get = slow_documents_get
+    prefetch = asyncio.create_task(setup.engine.prefetch_for_send([item]))
+    await asyncio.sleep(0)
+    await setup.customer_writes(1, "noch was")  # the engine saves the customer meanwhile
+    answer_held.set()
+    await prefetch
+
+    calls_before = setup.store.calls["document_get"]
+    await setup.engine.send_guard(item, object())
+    assert setup.store.calls["document_get"] == calls_before + 1
+
+
+async def test_a_customer_the_engine_deletes_is_not_served_from_the_read_ahead(
+    setup: Setup,
+) -> None:
+    await setup.customer_writes(1)
+    item = await setup.claim_one()
+    await setup.engine.prefetch_for_send([item])
+
+    # What a merge does to the customer merged away (the public path needs two channels).
+    await setup.engine._commit(Commit(delete=[item.customer]))
+    calls_before = setup.store.calls["document_get"]
+    assert await setup.engine.send_guard(item, "message") == "message"  # unknown now: unchecked
+
+    assert setup.store.calls["document_get"] == calls_before + 1
+
+
+async def test_messages_the_guard_does_not_check_are_not_read_ahead(setup: Setup) -> None:
+    draft = setup.outbox.draft(
+        build.text("4917000000001", "Ihre Bestellung"),
+        channel="whatsapp",
+        business_id=setup.fake.phone_number_id,
+        customer="someone",
+        checked=False,
+    )
+    await setup.store._store.commit(Commit(outbox=[draft]))
+
+    assert await setup.outbox.drain() == DrainReport(sent=1)
+    assert setup.store.calls["documents_get"] == 0
+    assert setup.engine._read_ahead == {}
+
+
+async def test_a_failed_sqlite_read_does_not_pin_the_reader_to_an_old_snapshot(
+    tmp_path: Path,
+) -> None:
+    # A statement left open on the reader (its cursor kept alive by a traceback someone holds)
+    # would keep showing the database as it was: claims would then find nothing due.
+    path = tmp_path / "s.db"
+    store = SQLiteStore(path)
+    try:
+        await store.commit(Commit(save=[Document("a", {}, 0), Document("b", {}, 0)]))
+        raw = sqlite3.connect(path)
+        raw.execute("UPDATE documents SET data = '{' WHERE id = 'a'")
+        raw.commit()
+        raw.close()
+        with pytest.raises(ValueError, match="Expecting") as kept:  # its traceback stays alive
+            await store.documents_get(["a", "b"])
+
+        clock = FrozenClock()
+        outbox = Outbox(store, clock=clock)
+        draft = outbox.draft(
+            build.text("4917000000001", "Hallo"), channel="whatsapp", business_id="1", customer="a"
+        )
+        await store.commit(Commit(outbox=[draft]))
+
+        assert kept.value is not None
+        assert len(await store.outbox_claim(clock.now(), 30, "w", 10)) == 1
+    finally:
+        await store.close()

@@ -349,7 +349,7 @@ class Outbox:
             message = messenger_from_body(record["body"], human_agent=bool(record.get("human")))
         else:
             message = whatsapp_from_body(record["body"])
-        if self.guard is None or not record.get("checked", True):
+        if self.guard is None or not _guarded(item):
             return message
         return await self.guard(item, message)
 
@@ -479,11 +479,13 @@ class _Drain:
             self.claims_left -= 1
         self.full = len(batch) >= limit
         self.done_since_claim = 0
-        if batch and outbox.prefetch is not None and outbox.guard is not None:
+        guarded = [item for item in batch if _guarded(item)] if outbox.guard is not None else []
+        if guarded and outbox.prefetch is not None:
             try:
-                await outbox.prefetch(batch)
-            except Exception:  # only a shortcut: each guard then reads for itself
-                logger.warning("reading ahead for the send guard failed", exc_info=True)
+                await outbox.prefetch(guarded)
+            except Exception as exc:  # only a shortcut: each guard then reads for itself
+                # Without the traceback: a kept log record must not keep the store's state alive.
+                logger.warning("reading ahead for the send guard failed: %s", _describe(exc))
         for item in batch:
             # A message of ours comes back if its lease ran out meanwhile: one still waiting
             # takes the new lease, one being sent is not sent again.
@@ -549,6 +551,11 @@ class _Drain:
             for sender in self.senders:
                 sender.cancel()
         await asyncio.gather(*self.senders, return_exceptions=True)
+
+
+def _guarded(item: OutboxItem) -> bool:
+    """Whether the send guard checks this message (conversion reports and unchecked drafts not)."""
+    return item.channel != "conversions" and bool(item.message.get("checked", True))
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,11 +14,11 @@ only the waiting differs.
 Booking a slot is not enough on a real machine: a task that wakes late (a busy event loop, a
 garbage-collection pause) sends late while the next one keeps its slot. So a send also *departs*:
 when it wakes, the moment it really goes out is checked against the limit itself, over the sends
-that really went out: at most ``throughput`` of them in any one-second window (a log of the last
-ones), and, for evenly spaced pacing, never closer than half a slot to the previous one. A late
-send therefore never lets the limit be crossed, and it does not push the slots after it back
-either: the sends after it catch up (at up to twice the rate, within the window's count), so
-late wake-ups do not add up into a drain slower than the tier.
+that really went out: at most ``throughput`` of them (rounded down, plus ``burst - 1``) in any
+one-second window (a log of the last ones), and, for evenly spaced pacing, never closer than half
+a slot to the previous one. A late send therefore never lets the limit be crossed, and it does
+not push the slots after it back either: the sends after it catch up (at up to twice the rate,
+within the window's count), so late wake-ups do not add up into a drain slower than the tier.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ class _Departures:
 
     def __init__(self, limit: RateLimit, margin_ns: int) -> None:
         per_window = max(1, math.floor(limit.rate))
-        self._window_ns = math.ceil(per_window * _NS / limit.rate) + margin_ns
+        # At least a second: 80.9/s must not fit 81 sends into one (80 per second, then).
+        self._window_ns = max(_NS, math.ceil(per_window * _NS / limit.rate)) + margin_ns
         self._size = per_window + limit.burst - 1
         self._min_gap_ns = limit.interval_ns // 2 if limit.burst == 1 else 0
         self._logs: dict[object, deque[int]] = {}
@@ -193,9 +194,10 @@ class Pacer:
         """Count a send from ``sender`` going out now, if the throughput allows it now.
 
         Returns 0.0 when it was counted (send now), else the seconds to wait before asking again.
-        Allowed: at most ``throughput`` sends in any one-second window (widened by
-        ``window_margin``), counting the sends that really went out; with ``burst=1`` also at least
-        half a slot after the previous send.
+        Allowed: at most ``throughput`` sends (rounded down, plus ``burst - 1``) in any
+        one-second window (widened by ``window_margin``; below 1/s, the window one send takes),
+        counting the sends that really went out; with ``burst=1`` also at least half a slot after
+        the previous send.
         """
         with self._lock:
             now_ns = round(self.clock.monotonic() * _NS)

@@ -61,7 +61,8 @@ FallbackTemplate = Callable[[FlowContext[Any]], TemplateMessage | None]
 
 
 #: How old a customer document read ahead for the send guard (:meth:`Engine.prefetch_for_send`)
-#: may be when its message goes out; an older one is read again.
+#: may be when the guard checks its message (counted from when the read was asked for); an older
+#: one is read again. The pacing wait after the check comes on top.
 SEND_GUARD_FRESHNESS_SECONDS = 1.0
 _READ_AHEAD_LIMIT = 10_000
 
@@ -122,8 +123,12 @@ class Engine:
         self.lock_wait = lock_wait
         self.max_conflicts = max_conflicts
         self.owner = owner or f"engine-{uuid.uuid4().hex[:12]}"
-        # Customer documents read ahead for the send guard: id -> (monotonic time read, document).
+        # Customer documents read ahead for the send guard: id -> (monotonic time read, document);
+        # saves counted, and the count at each customer's latest save (see prefetch_for_send).
         self._read_ahead: dict[str, tuple[float, Document]] = {}
+        self._saves = 0
+        self._saved_at: dict[str, int] = {}
+        self._saves_forgotten_at = 0
 
     # -- events --------------------------------------------------------------------------------
 
@@ -482,12 +487,19 @@ class Engine:
         one message, and only while it is at most :data:`SEND_GUARD_FRESHNESS_SECONDS` old (and
         this engine has not saved that customer since); otherwise the guard reads it again.
         """
-        documents = await self.store.documents_get([item.customer for item in items])
+        # Both taken before the read: its age counts from when it was asked for, and a save that
+        # ends while the answer is on its way makes the answer stale (see _commit).
         read_at = self.clock.monotonic()
+        saves_before = self._saves
+        documents = await self.store.documents_get([item.customer for item in items])
+        if self._saves_forgotten_at > saves_before:
+            return  # the record of which customers were saved meanwhile is gone: use nothing
         if len(self._read_ahead) > _READ_AHEAD_LIMIT:
             self._read_ahead.clear()  # only sends that never came (e.g. leases run out) stay
+        saved = self._saved_at
         for customer_id, document in documents.items():
-            self._read_ahead[customer_id] = (read_at, document)
+            if saved.get(customer_id, 0) <= saves_before:
+                self._read_ahead[customer_id] = (read_at, document)
 
     async def send_guard(self, item: OutboxItem, message: Any) -> Any:
         """Check a queued message again just before it is sent (windows can close meanwhile)."""
@@ -527,9 +539,21 @@ class Engine:
     # -- plumbing ------------------------------------------------------------------------------
 
     async def _commit(self, change: Commit) -> None:
-        for customer_id in (*(saved.id for saved in change.save), *change.delete):
-            self._read_ahead.pop(customer_id, None)  # the send guard must see what was just saved
-        await self.store.commit(change)
+        # The send guard must see what was just saved: drop what was read ahead of the save, and
+        # (after it) note the save, so a read-ahead under way meanwhile does not keep its answer.
+        customer_ids = [*(saved.id for saved in change.save), *change.delete]
+        for customer_id in customer_ids:
+            self._read_ahead.pop(customer_id, None)
+        try:
+            await self.store.commit(change)
+        finally:
+            self._saves += 1
+            if len(self._saved_at) > _READ_AHEAD_LIMIT:
+                self._saved_at.clear()
+                self._saves_forgotten_at = self._saves
+            for customer_id in customer_ids:
+                self._saved_at[customer_id] = self._saves
+                self._read_ahead.pop(customer_id, None)
 
     async def _load(self, customer_ids: Sequence[str]) -> list[Customer]:
         loaded = []

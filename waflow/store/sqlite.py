@@ -488,7 +488,9 @@ class SQLiteStore:
                 chunk = ids[start : start + _MAX_PARAMETERS]
                 marks = ", ".join("?" * len(chunk))  # only placeholders are formatted in
                 query = "SELECT id, data, version FROM documents WHERE id IN"
-                rows = db.execute(f"{query} ({marks})", chunk)
+                # fetchall(): no statement stays open on the reader, even if a row fails below
+                # (an open one would pin the reader to an old snapshot for as long as it lives).
+                rows = db.execute(f"{query} ({marks})", chunk).fetchall()
                 for row in rows:
                     found[row["id"]] = Document(row["id"], json.loads(row["data"]), row["version"])
             return found
