@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -226,3 +227,26 @@ async def test_a_failed_sqlite_read_does_not_pin_the_reader_to_an_old_snapshot(
         assert len(await store.outbox_claim(clock.now(), 30, "w", 10)) == 1
     finally:
         await store.close()
+
+
+async def test_a_store_without_documents_get_still_sends_every_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A Store written before documents_get existed: no read-ahead, no warning, each guard reads.
+    class OlderStore:
+        def __init__(self) -> None:
+            self._store = MemoryStore()
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "documents_get":
+                raise AttributeError(name)
+            return getattr(self._store, name)
+
+    setup = Setup(OlderStore())  # type: ignore[arg-type]
+    for n in range(3):
+        await setup.customer_writes(n)
+    setup.store.calls.clear()
+
+    assert await setup.outbox.drain() == DrainReport(sent=3)
+    assert setup.store.calls["document_get"] == 3
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]

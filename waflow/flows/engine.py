@@ -489,9 +489,12 @@ class Engine:
         """
         # Both taken before the read: its age counts from when it was asked for, and a save that
         # ends while the answer is on its way makes the answer stale (see _commit).
+        documents_get = getattr(self.store, "documents_get", None)
+        if documents_get is None:
+            return  # a store written before Store.documents_get: the guard reads one by one
         read_at = self.clock.monotonic()
         saves_before = self._saves
-        documents = await self.store.documents_get([item.customer for item in items])
+        documents = await documents_get([item.customer for item in items])
         if self._saves_forgotten_at > saves_before:
             return  # the record of which customers were saved meanwhile is gone: use nothing
         if len(self._read_ahead) > _READ_AHEAD_LIMIT:
