@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,24 +19,18 @@ import pytest
 from waflow import outbox as outbox_module
 from waflow.errors import WaflowError
 from waflow.outbox import DrainReport, Outbox, outbox_id_from_callback
-from waflow.store import Commit, MemoryStore, RedisStore, SQLiteStore, Store
+from waflow.store import Commit, MemoryStore, SQLiteStore, Store
 from waflow.testing import FrozenClock
 from waflow.whatsapp import build
+
+from .store_support import Counting
 
 PHONE = "106540352242922"
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store
-    if request.param == "memory":
-        made = MemoryStore()
-    elif request.param == "sqlite":
-        made = SQLiteStore(tmp_path / "s.db")
-    else:
-        made = RedisStore(request.getfixturevalue("clean_redis_url"))
-    yield made
-    await made.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 class Client:
@@ -70,29 +64,6 @@ class Client:
         for body in self.sent:
             texts.setdefault(body["to"], []).append(body["text"]["body"])
         return texts
-
-
-class Counting:
-    """Wraps a store: counts the calls of each method; ``fail`` makes named calls raise once."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.calls: Counter[str] = Counter()
-        self.recorded: list[int] = []  # sends recorded per outbox_complete_many call
-        self.fail: dict[str, set[int]] = {}  # method -> the calls (numbered from 1) that raise
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._store, name)
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            if self.calls[name] in self.fail.get(name, ()):
-                raise ConnectionError(f"the store is away ({name})")
-            if name == "outbox_complete_many":
-                self.recorded.append(len(args[0]))
-            return await method(*args, **kwargs)
-
-        return counted
 
 
 def queue(outbox: Outbox, customers: int, each: int = 1) -> Commit:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +13,14 @@ import pytest
 
 from waflow.flows.engine import SEND_GUARD_FRESHNESS_SECONDS, Engine
 from waflow.outbox import DrainReport, Outbox
-from waflow.store import Commit, Document, MemoryStore, RedisStore, SQLiteStore, Store
+from waflow.store import Commit, Document, MemoryStore, SQLiteStore, Store
 from waflow.store.base import OutboxItem
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.webhooks import parse
 from waflow.whatsapp import build
 
 from .engine_flows import EchoFlow
-
-
-class Counting:
-    """Wraps a store: counts the calls of each method; ``fail`` names methods that raise once."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.calls: Counter[str] = Counter()
-        self.fail: set[str] = set()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._store, name)
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            if name in self.fail:
-                self.fail.discard(name)
-                raise ConnectionError(f"the store is away ({name})")
-            return await method(*args, **kwargs)
-
-        return counted
+from .store_support import Counting
 
 
 class Setup:
@@ -70,17 +49,9 @@ class Setup:
         return item
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Setup]:
-    store: Store
-    if request.param == "memory":
-        store = MemoryStore()
-    elif request.param == "sqlite":
-        store = SQLiteStore(tmp_path / "s.db")
-    else:
-        store = RedisStore(request.getfixturevalue("clean_redis_url"))
-    yield Setup(store)
-    await store.close()
+@pytest.fixture
+def setup(each_store: Store) -> Setup:
+    return Setup(each_store)
 
 
 async def test_a_drain_reads_each_batchs_customers_in_one_call(setup: Setup) -> None:
@@ -138,7 +109,7 @@ async def test_a_failed_read_ahead_only_costs_the_shortcut(setup: Setup) -> None
     for n in range(3):
         await setup.customer_writes(n)
     setup.store.calls.clear()
-    setup.store.fail.add("documents_get")
+    setup.store.fail["documents_get"] = {1}
 
     assert await setup.outbox.drain() == DrainReport(sent=3)
     assert setup.store.calls["document_get"] == 3  # each guard read for itself

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,11 +11,9 @@ from waflow.errors import ConcurrentUpdateError
 from waflow.store import (
     Commit,
     Document,
-    MemoryStore,
     NewInboxItem,
     NewOutboxItem,
     OutboxCompletion,
-    RedisStore,
     SQLiteStore,
     StatusUpdate,
     Store,
@@ -26,17 +23,9 @@ from waflow.store.sqlite import MIGRATIONS
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store
-    if request.param == "memory":
-        made = MemoryStore()
-    elif request.param == "sqlite":
-        made = SQLiteStore(tmp_path / "s.db")
-    else:
-        made = RedisStore(request.getfixturevalue("clean_redis_url"))
-    yield made
-    await made.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 def item(key: str, customer: str = "c1") -> NewInboxItem:
