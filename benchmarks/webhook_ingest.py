@@ -13,6 +13,9 @@ short-circuits the work, except in the ``duplicates`` group, which redelivers bo
   drain the (empty) outbox. Stores: ``MemoryStore()``; ``SQLiteStore(path)`` (its default
   ``synchronous=FULL``: every commit is flushed to disk); ``SQLiteStore(path,
   synchronous="NORMAL")``. The SQLite files live in a fresh temporary directory.
+- *waflow parse, no inbox*: ``verify_signature`` + ``parse`` + a set of the ids seen + the
+  handler: the least any design that hands handlers waflow's typed events must do, without the
+  durable inbox (what pywa skips too). Not a way to run waflow: a raising handler loses its event.
 - *pywa*: ``pywa.WhatsApp(phone_id=…, token=…, server=None, verify_token=…, app_secret=…,
   waba_id=…)`` with trivial ``@wa.on_message()`` (and, in the mix, ``on_callback_button`` and
   ``on_message_status``) handlers; each call is ``wa.webhook_update_validator(body, signature)``
@@ -65,7 +68,6 @@ from pywa.client import WhatsApp as PywaWhatsApp
 
 import waflow
 from waflow.app import _accepted_body as accepted_body  # the step App.dispatch takes
-from waflow.inbox import customer_key
 from waflow.store import MemoryStore, SQLiteStore, Store
 from waflow.testing import FakeGraphAPI
 from waflow.webhooks import parse, verify_signature
@@ -79,7 +81,9 @@ PYWA = "pywa"
 MEMORY = "waflow, memory"
 SQLITE_FULL = "waflow, SQLite FULL"
 SQLITE_NORMAL = "waflow, SQLite NORMAL"
-CONTENDERS = (PYWA, MEMORY, SQLITE_FULL, SQLITE_NORMAL)
+PARSE_ONLY = "waflow parse, no inbox"
+APPS = (MEMORY, SQLITE_FULL, SQLITE_NORMAL)
+CONTENDERS = (PYWA, PARSE_ONLY, *APPS)
 
 CUSTOMERS = 500
 DUPLICATE_POOL = 500
@@ -172,6 +176,8 @@ class Contenders:
 
     def __init__(self, fake: FakeGraphAPI, directory: Path, *, statuses: bool) -> None:
         self.counts = dict.fromkeys(CONTENDERS, 0)
+        self.app_secret = fake.app_secret
+        self.seen_ids: set[str] = set()
         self.pywa = PywaWhatsApp(
             phone_id=fake.phone_number_id,
             token=ACCESS_TOKEN,
@@ -233,6 +239,7 @@ class Contenders:
         """One call per contender, each walking ``deliveries`` (cycling) on its own."""
         return {
             PYWA: self._pywa_call(itertools.cycle(deliveries)),
+            PARSE_ONLY: self._parse_only_call(itertools.cycle(deliveries)),
             **{
                 name: self._waflow_call(app, itertools.cycle(deliveries))
                 for name, app in self.apps.items()
@@ -248,6 +255,27 @@ class Contenders:
             require(refused is None, f"pywa refused a signed body: {refused}")
             _answer, status = wa.webhook_update_handler(delivery.body)
             require(status == 200, f"pywa answered {status}")
+
+        return deliver
+
+    def _parse_only_call(self, deliveries: Iterator[Delivery]) -> AsyncCall:
+        # The least any design that hands out waflow's typed events must do: verify, parse,
+        # skip ids seen before (in process memory, like pywa), call the handler. No inbox: a
+        # handler that raises loses its event, and a restart forgets every id.
+        seen = self.seen_ids  # one per contender set: kept across calls(), as pywa's LRU is
+        secret = self.app_secret
+
+        async def on_event(_event: Any) -> None:
+            self._count(PARSE_ONLY)
+
+        async def deliver() -> None:
+            delivery = next(deliveries)
+            verify_signature(delivery.body, delivery.signature, secret)
+            for event in parse(delivery.body):
+                key = event.dedupe_key
+                if key not in seen:
+                    seen.add(key)
+                    await on_event(event)
 
         return deliver
 
@@ -322,9 +350,9 @@ async def measure_duplicates(
 WAFLOW_STAGES = (
     "verify the signature",
     "parse into typed events",
-    "record in the inbox (serialize, dedupe)",
+    "record in the inbox and lease (dedupe; one store call)",
     "answer (200, JSON body)",
-    "handle: claim, run the handler, mark done",
+    "handle: run the handler, mark done",
     "drain the outbox (nothing queued)",
 )
 PYWA_STAGES = (
@@ -343,18 +371,20 @@ async def stage_times(
     """
     contenders = Contenders(fake, directory, statuses=False)
     per_round = len(deliveries) // rounds
-    samples: dict[str, dict[str, list[float]]] = {name: {} for name in CONTENDERS}
+    timed = (PYWA, *APPS)
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in timed}
     try:
         for number in range(rounds):
             chunk = deliveries[number * per_round : (number + 1) * per_round]
-            for name in CONTENDERS:
+            for name in timed:
                 if name == PYWA:
                     totals = _pywa_stages(contenders.pywa, chunk)
                 else:
                     totals = await _waflow_stages(contenders.apps[name], fake.app_secret, chunk)
                 for stage, nanoseconds in totals.items():
                     samples[name].setdefault(stage, []).append(nanoseconds / len(chunk) / 1_000)
-        check_counts("stages", contenders.counts, rounds * per_round)
+        timed_counts = {name: contenders.counts[name] for name in timed}
+        check_counts("stages", timed_counts, rounds * per_round)
     finally:
         await contenders.close()
     return {
@@ -389,19 +419,16 @@ async def _waflow_stages(
         t1 = clock()
         events = parse(delivery.body, received_at=app.clock.now())
         t2 = clock()
-        fresh = await app.inbox.record(events)
+        receipt = await app.inbox.receive(events)
         t3 = clock()
         # What App.dispatch answers: its body encoded once per (events, new) and reused.
-        waflow.WebhookResponse(200, accepted_body(len(events), 1), JSON_HEADERS)
+        waflow.WebhookResponse(200, accepted_body(len(events), len(receipt.new)), JSON_HEADERS)
         t4 = clock()
-        await app.inbox.process(
-            [customer_key(event) for event in events],
-            known={event.dedupe_key: event for event in events},
-        )
+        await app.inbox.handle_new(receipt)
         t5 = clock()
         await app.outbox.drain()
         t6 = clock()
-        require(all(fresh), "waflow took a new event for a duplicate")
+        require(all(receipt.fresh), "waflow took a new event for a duplicate")
         steps = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
         for stage, nanoseconds in zip(WAFLOW_STAGES, steps, strict=True):
             totals[stage] += nanoseconds
@@ -410,7 +437,7 @@ async def _waflow_stages(
 
 def stage_table(stages: dict[str, dict[str, float]]) -> Table:
     """The stage breakdown as a table: one column per contender, µs per delivery."""
-    waflow_names = [name for name in CONTENDERS if name != PYWA]
+    waflow_names = list(APPS)
     rows = [
         [stage, f"{stages[PYWA][stage]:.1f}", *("" for _ in waflow_names)] for stage in PYWA_STAGES
     ]
@@ -427,14 +454,15 @@ def stage_table(stages: dict[str, dict[str, float]]) -> Table:
     )
     return Table(
         title="Where the time goes (texts; wall-clock µs per delivery, each step timed alone)",
-        columns=["step", *CONTENDERS],
+        columns=["step", PYWA, *APPS],
         rows=rows,
-        numeric=[False, *(True for _ in CONTENDERS)],
+        numeric=[False, True, *(True for _ in APPS)],
     )
 
 
 NOTES = {
     PYWA: "WhatsApp(server=None).webhook_update_validator + webhook_update_handler",
+    PARSE_ONLY: "verify_signature + parse + a set of seen ids + the handler; no inbox",
     MEMORY: "App(store=MemoryStore()).dispatch",
     SQLITE_FULL: "App(store=SQLiteStore(path)).dispatch; synchronous=FULL (default)",
     SQLITE_NORMAL: 'App(store=SQLiteStore(path, synchronous="NORMAL")).dispatch',
@@ -476,7 +504,7 @@ def measure(settings: Settings) -> BenchResult:
     ratios = []
     for group in groups:
         slower = group.row(PYWA)
-        for name in (MEMORY, SQLITE_FULL, SQLITE_NORMAL):
+        for name in (PARSE_ONLY, *APPS):
             target = TARGET if (group.name, name) == ("texts", MEMORY) else None
             ratios.append(
                 ratio(

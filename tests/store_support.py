@@ -19,6 +19,8 @@ class Counting:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._store, name)
+        if not callable(method):
+            return method  # an attribute such as keeps_objects, not a call to count
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1

@@ -17,6 +17,7 @@ from waflow.app import App, WebhookRequest, WebhookResponse
 from waflow.events import Event
 from waflow.routing import HandlerContext, Router
 from waflow.store import MemoryStore, SQLiteStore, Store
+from waflow.store.base import InboxItem
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.webhooks import sign
 from waflow.whatsapp import build
@@ -234,6 +235,13 @@ class _UnavailableStore(MemoryStore):
         if self.down:
             raise OSError("database or disk is full")
         return await super().inbox_add(items, now)
+
+    async def inbox_add_claim(
+        self, items: Any, now: Any, lease_seconds: float, owner: str
+    ) -> tuple[list[bool], list[InboxItem]]:
+        if self.down:
+            raise OSError("database or disk is full")
+        return await super().inbox_add_claim(items, now, lease_seconds, owner)
 
 
 async def test_events_that_cannot_be_recorded_get_a_503_so_meta_delivers_them_again(

@@ -49,6 +49,41 @@ async def test_claim_takes_the_oldest_pending_item_of_a_customer(store: Store) -
     assert second is not None and second.key == "b"
 
 
+async def test_add_claim_records_and_leases_each_new_customers_head_in_one_call(
+    store: Store,
+) -> None:
+    await store.inbox_add([item("old", "c3")], T0)  # c3 already waits: its head is "old"
+    added, claimed = await store.inbox_add_claim(
+        [item("a", "c2"), item("b", "c1"), item("c", "c2"), item("d", "c3")], T0, 60, "w1"
+    )
+    assert added == [True, True, True, True]
+    # one lease per customer with a new event, in the order of their first new event; for c3
+    # the lease goes to its older head, never past it
+    assert [(i.key, i.customer, i.lease_owner) for i in claimed] == [
+        ("a", "c2", "w1"),
+        ("b", "c1", "w1"),
+        ("old", "c3", "w1"),
+    ]
+    assert claimed[0].event == {"key": "a"} and claimed[0].lease_until is not None
+    assert await store.inbox_claim("c2", T0, 60, "w2") is None  # leased: nobody else takes it
+    # duplicates are not new and claim nothing; a customer whose head is leased gets no lease
+    added, claimed = await store.inbox_add_claim([item("a", "c2"), item("e", "c2")], T0, 60, "w2")
+    assert (added, claimed) == ([False, True], [])
+    assert await store.inbox_add_claim([], T0, 60, "w2") == ([], [])
+
+
+async def test_complete_tells_whether_the_customer_has_more_pending(store: Store) -> None:
+    await store.inbox_add([item("a"), item("b"), item("x", "c2")], T0)
+    await store.inbox_claim("c1", T0, 60, "w")
+    assert await store.inbox_complete("a", "w") is True  # b still waits
+    await store.inbox_claim("c1", T0, 60, "w")
+    assert await store.inbox_complete("b", "w") is False
+    await store.inbox_claim("c2", T0, 60, "w")
+    # only the lease owner settles; a stranger's call changes nothing and promises nothing
+    assert await store.inbox_complete("x", "stranger") is None
+    assert await store.inbox_complete("x", "w") is False
+
+
 async def test_an_expired_lease_can_be_taken_over(store: Store) -> None:
     await store.inbox_add([item("a")], T0)
     assert await store.inbox_claim("c1", T0, 60, "crashed") is not None

@@ -36,7 +36,7 @@ from waflow.errors import ConfigError, WebhookPayloadError, WebhookVerificationE
 from waflow.events import Event
 from waflow.filters import Filter
 from waflow.flows.engine import Engine
-from waflow.inbox import DEFAULT_RETRY_DELAYS, DeadLetter, Inbox, customer_key, mask
+from waflow.inbox import DEFAULT_RETRY_DELAYS, DeadLetter, Inbox, Receipt, customer_key, mask
 from waflow.outbox import Outbox
 from waflow.routing import H, HandlerContext, Middleware, Outgoing, Router
 from waflow.store import Store, open_store
@@ -114,6 +114,9 @@ class WebhookResponse:
     def refusal(cls, status: int, reason: str) -> WebhookResponse:
         """A 4xx/5xx answer whose body says why."""
         return cls.of_json(status, {"ok": False, "error": reason})
+
+
+_JSON_HEADERS = {"content-type": "application/json"}
 
 
 @functools.lru_cache(maxsize=256)
@@ -218,9 +221,9 @@ class App:
             return self._handshake(request)
         if method != "POST":
             return WebhookResponse.refusal(405, f"method {method} not allowed; use GET or POST")
-        response, events = await self._receive(request)
-        if events and process:
-            await self._process(events)
+        response, receipt = await self._receive(request, claim=process)
+        if receipt is not None and receipt.new and process:
+            await self._process(receipt)
         return response
 
     def dispatch_sync(self, request: WebhookRequest) -> WebhookResponse:
@@ -304,11 +307,13 @@ class App:
             return WebhookResponse.refusal(403, str(exc))
         return WebhookResponse(200, challenge.encode(), {"content-type": "text/plain"})
 
-    async def _receive(self, request: WebhookRequest) -> tuple[WebhookResponse, list[Event]]:
+    async def _receive(
+        self, request: WebhookRequest, *, claim: bool = True
+    ) -> tuple[WebhookResponse, Receipt | None]:
         if len(request.body) > self.max_body_bytes:
             reason = f"body of {len(request.body)} bytes exceeds {self.max_body_bytes}"
             logger.warning("webhook refused: %s", reason)
-            return WebhookResponse.refusal(413, reason), []
+            return WebhookResponse.refusal(413, reason), None
         if self.verify_signatures:
             assert self.app_secret is not None
             signature = request.header("x-hub-signature-256")
@@ -316,33 +321,29 @@ class App:
                 verify_signature(request.body, signature, self.app_secret)
             except WebhookVerificationError as exc:
                 logger.warning("webhook refused: %s", exc)
-                return WebhookResponse.refusal(401 if signature is None else 403, str(exc)), []
+                return WebhookResponse.refusal(401 if signature is None else 403, str(exc)), None
         try:
             events = parse(request.body, received_at=self.clock.now())
         except WebhookPayloadError as exc:
             logger.warning("webhook refused: %s", exc)
-            return WebhookResponse.refusal(400, str(exc)), []
+            return WebhookResponse.refusal(400, str(exc)), None
         except Exception:  # a parser bug must not turn into a 500 that Meta retries for days
             logger.exception("webhook refused: the body could not be parsed")
-            return WebhookResponse.refusal(400, "malformed webhook"), []
+            return WebhookResponse.refusal(400, "malformed webhook"), None
         try:
-            fresh = await self.inbox.record(events)
+            receipt = await self.inbox.receive(events, claim=claim)
         except Exception:
             logger.exception("could not record %d webhook events; Meta will retry", len(events))
-            return WebhookResponse.refusal(503, "could not record the events; retry later"), []
-        new_events = [event for event, is_new in zip(events, fresh, strict=True) if is_new]
-        unsupported = sum(1 for event in events if event.kind == "unsupported")
+            return WebhookResponse.refusal(503, "could not record the events; retry later"), None
+        unsupported = [event for event in events if event.kind == "unsupported"]
         if unsupported:
-            logger.info("webhook held %d event(s) of kinds waflow does not model", unsupported)
-        body = _accepted_body(len(events), len(new_events))
-        return WebhookResponse(200, body, {"content-type": "application/json"}), new_events
+            logger.info("webhook held %d event(s) of kinds waflow does not model", len(unsupported))
+        body = _accepted_body(len(events), len(receipt.new))
+        return WebhookResponse(200, body, _JSON_HEADERS), receipt
 
-    async def _process(self, events: Sequence[Event]) -> None:
+    async def _process(self, receipt: Receipt) -> None:
         try:
-            await self.inbox.process(
-                [customer_key(event) for event in events],
-                known={event.dedupe_key: event for event in events},
-            )
+            await self.inbox.handle_new(receipt)
         except Exception:
             logger.exception("inbox processing failed; the events stay recorded for a retry")
         try:
@@ -469,10 +470,10 @@ class App:
             await _send_response(send, await self.dispatch(request))
             return
         # Answer first, handle after: Meta gets its 200 as soon as the events are recorded.
-        response, events = await self._receive(request)
+        response, receipt = await self._receive(request)
         await _send_response(send, response)
-        if events:
-            await self._process(events)
+        if receipt is not None and receipt.new:
+            await self._process(receipt)
 
     async def _lifespan(self, receive: ASGIReceive, send: ASGISend) -> None:
         runners: list[asyncio.Task[None]] = []

@@ -23,7 +23,7 @@ from waflow.messenger import events as messenger_events
 from waflow.store.base import InboxItem, NewInboxItem, Store
 from waflow.whatsapp import events as whatsapp_events
 
-__all__ = ["DEFAULT_RETRY_DELAYS", "DeadLetter", "Inbox", "customer_key", "mask"]
+__all__ = ["DEFAULT_RETRY_DELAYS", "DeadLetter", "Inbox", "Receipt", "customer_key", "mask"]
 
 logger = logging.getLogger("waflow.inbox")
 
@@ -56,7 +56,16 @@ def _serialize(event: Event) -> dict[str, Any]:
     return {"type": type(event).__name__, "data": event.model_dump(mode="json", by_alias=True)}
 
 
+def _held(event: Event) -> dict[str, Any]:
+    # For a store that keeps its records in this process (``keeps_objects``): the event itself.
+    # Events are frozen, so holding one by reference is as safe as holding its JSON.
+    return {"type": type(event).__name__, "object": event}
+
+
 def _deserialize(stored: dict[str, Any]) -> Event:
+    held = stored.get("object")
+    if isinstance(held, Event):
+        return held
     cls = _EVENT_TYPES.get(stored.get("type", ""), Unsupported)
     return cls.model_validate(stored["data"])
 
@@ -69,6 +78,22 @@ class DeadLetter:
     event: Event
     attempts: int
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What :meth:`Inbox.receive` recorded, and what :meth:`Inbox.handle_new` handles next.
+
+    ``fresh`` says for each event whether it is new (false: a redelivery); ``new`` holds the new
+    events in order, ``customers`` the customer key of each; ``claimed`` the event of each of
+    those customers that the inbox leased while recording (usually the new event itself).
+    """
+
+    fresh: list[bool]
+    new: list[Event]
+    customers: list[str]
+    known: dict[str, Event]
+    claimed: dict[str, InboxItem]
 
 
 class Inbox:
@@ -96,6 +121,8 @@ class Inbox:
         self.retry_delays = tuple(retry_delays)
         self.lease_seconds = lease_seconds
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        # A store that lives in this process keeps the event objects; the others get JSON.
+        self._document = _held if getattr(store, "keeps_objects", False) else _serialize
 
     @property
     def max_attempts(self) -> int:
@@ -104,11 +131,47 @@ class Inbox:
 
     async def record(self, events: Sequence[Event]) -> list[bool]:
         """Durably record ``events``; for each, whether it is new (false: a duplicate)."""
-        items = [NewInboxItem(e.dedupe_key, customer_key(e), _serialize(e)) for e in events]
+        document = self._document
+        items = [NewInboxItem(e.dedupe_key, customer_key(e), document(e)) for e in events]
         return await self.store.inbox_add(items, self.clock.now())
 
+    async def receive(self, events: Sequence[Event], *, claim: bool = True) -> Receipt:
+        """Durably record ``events`` and, with ``claim``, lease the new ones for handling.
+
+        Recording and leasing are one store call (``Store.inbox_add_claim``; two calls for a
+        store without it). Hand the receipt to :meth:`handle_new` — right away: a leased event
+        another worker would otherwise take waits for its lease to end when this one never
+        comes (30 s by default).
+        """
+        document = self._document
+        items = [NewInboxItem(e.dedupe_key, customer_key(e), document(e)) for e in events]
+        now = self.clock.now()
+        add_claim = getattr(self.store, "inbox_add_claim", None) if claim else None
+        if add_claim is None:
+            fresh = await self.store.inbox_add(items, now)
+            claimed: list[InboxItem] = []
+        else:
+            fresh, claimed = await add_claim(items, now, self.lease_seconds, self.owner)
+        new: list[Event] = []
+        customers: list[str] = []
+        known: dict[str, Event] = {}
+        for event, item, is_new in zip(events, items, fresh, strict=True):
+            if is_new:
+                new.append(event)
+                customers.append(item.customer)
+                known[item.key] = event
+        return Receipt(fresh, new, customers, known, {i.customer: i for i in claimed})
+
+    async def handle_new(self, receipt: Receipt) -> int:
+        """Handle the new events of ``receipt`` (and what else is due for their customers)."""
+        return await self.process(receipt.customers, known=receipt.known, claimed=receipt.claimed)
+
     async def process(
-        self, customers: Iterable[str] | None = None, *, known: Mapping[str, Event] | None = None
+        self,
+        customers: Iterable[str] | None = None,
+        *,
+        known: Mapping[str, Event] | None = None,
+        claimed: Mapping[str, InboxItem] | None = None,
     ) -> int:
         """Handle due events; return how many were handled.
 
@@ -116,40 +179,52 @@ class Inbox:
         :meth:`App.dispatch` passes them), so a batch is handled in the order Meta sent it, across
         customers; without it, every customer with a due event is served, oldest first.
         ``known`` maps dedupe keys to events already in memory (just parsed), which are used as
-        they are instead of being rebuilt from the store.
+        they are instead of being rebuilt from the store. ``claimed`` maps customer keys to
+        events already leased to this inbox (by :meth:`receive`), handled before claiming more.
         """
         if customers is None:
             customers = await self.store.inbox_due_customers(self.clock.now())
         order = list(customers)
         cache = dict(known or {})  # per call: concurrent calls must not share it
+        leased = dict(claimed or {})
         stopped: set[str] = set()
+        settled: set[str] = set()  # customers the store said have nothing more pending
         handled = 0
         for customer in order:  # one step per event: keeps the batch's order
             if customer in stopped:
                 continue
-            outcome = await self._step(customer, cache)
+            outcome = await self._step(customer, cache, settled, leased)
             if outcome:
                 handled += 1
             else:
                 stopped.add(customer)
         for customer in dict.fromkeys(order):  # then whatever else is due for them
-            if customer not in stopped:
+            if customer not in stopped and customer not in settled:
                 handled += await self._drain(customer, cache)
         return handled
 
-    async def _step(self, customer: str, cache: dict[str, Event]) -> bool:
+    async def _step(
+        self,
+        customer: str,
+        cache: dict[str, Event],
+        settled: set[str],
+        leased: dict[str, InboxItem] | None = None,
+    ) -> bool:
         """Handle the customer's next due event; false if there was none or it failed."""
-        now = self.clock.now()
-        item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
-        return item is not None and await self._attempt(item, cache)
+        item = leased.pop(customer, None) if leased else None
+        if item is None:
+            now = self.clock.now()
+            item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
+        return item is not None and await self._attempt(item, cache, settled)
 
     async def _drain(self, customer: str, cache: dict[str, Event]) -> int:
         handled = 0
-        while await self._step(customer, cache):
+        settled: set[str] = set()
+        while customer not in settled and await self._step(customer, cache, settled):
             handled += 1
         return handled
 
-    async def _attempt(self, item: InboxItem, cache: dict[str, Event]) -> bool:
+    async def _attempt(self, item: InboxItem, cache: dict[str, Event], settled: set[str]) -> bool:
         try:
             # Events that were just parsed need not be rebuilt from their stored form.
             known = cache.pop(item.key, None)
@@ -181,7 +256,11 @@ class Inbox:
                     type(exc).__name__,
                 )
             return False
-        await self.store.inbox_complete(item.key, self.owner)
+        more = await self.store.inbox_complete(item.key, self.owner)
+        if more is False:  # None (a store that does not say) means: look
+            settled.add(item.customer)
+        else:
+            settled.discard(item.customer)
         return True
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

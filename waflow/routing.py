@@ -101,6 +101,8 @@ class HandlerContext:
 class _Route:
     filters: tuple[Filter, ...]
     handler: Handler
+    # Asked once, at registration: inspect.iscoroutinefunction costs a microsecond per call.
+    is_async: bool = False
 
     def matches(self, event: Event, ctx: HandlerContext) -> bool:
         # A loop, not all(<generator>): it runs for every route of every event.
@@ -123,7 +125,7 @@ class Router:
         self._routes: list[_Route] = []
         self._children: list[Router] = []
         self._middleware: list[Middleware] = []
-        self._fallback: Handler | None = None
+        self._fallback: _Route | None = None
 
     def on(self, *filters: Filter) -> Callable[[H], H]:
         """Register a handler for events that pass every filter."""
@@ -131,7 +133,7 @@ class Router:
         def register(handler: H) -> H:
             if not callable(handler):
                 raise TypeError(f"{handler!r} is not callable")
-            self._routes.append(_Route(filters, handler))
+            self._routes.append(_Route(filters, handler, inspect.iscoroutinefunction(handler)))
             return handler
 
         return register
@@ -154,7 +156,7 @@ class Router:
 
     def fallback(self, handler: H) -> H:
         """Register the handler for events no other handler of this router tree takes."""
-        self._fallback = handler
+        self._fallback = _Route((), handler, inspect.iscoroutinefunction(handler))
         return handler
 
     def use(self, middleware: Middleware) -> Middleware:
@@ -171,6 +173,10 @@ class Router:
 
     def resolve(self, event: Event, ctx: HandlerContext) -> tuple[Handler, list[Middleware]] | None:
         """The handler for ``event`` and the middleware around it, or ``None``."""
+        found = self._find(event, ctx)
+        return None if found is None else (found[0].handler, found[1])
+
+    def _find(self, event: Event, ctx: HandlerContext) -> tuple[_Route, list[Middleware]] | None:
         found = self._resolve(event, ctx, [])
         if found is None and self._fallback is not None:
             return self._fallback, list(self._middleware)
@@ -178,13 +184,13 @@ class Router:
 
     def _resolve(
         self, event: Event, ctx: HandlerContext, outer: list[Middleware]
-    ) -> tuple[Handler, list[Middleware]] | None:
+    ) -> tuple[_Route, list[Middleware]] | None:
         if self.filters and not all(f(event, ctx) for f in self.filters):
             return None
-        chain = [*outer, *self._middleware]
+        chain = [*outer, *self._middleware] if self._middleware else outer
         for route in self._routes:
             if route.matches(event, ctx):
-                return route.handler, chain
+                return route, chain
         for child in self._children:
             found = child._resolve(event, ctx, chain)
             if found is not None:
@@ -193,10 +199,14 @@ class Router:
 
     async def handle(self, event: Event, ctx: HandlerContext) -> bool:
         """Run the matching handler (through its middleware); false if no handler took it."""
-        found = self.resolve(event, ctx)
+        found = self._find(event, ctx)
         if found is None:
             return False
-        handler, chain = found
+        route, chain = found
+        if not chain and route.is_async:  # the common case: straight to the coroutine
+            await route.handler(event, ctx)  # type: ignore[misc]
+            return True
+        handler = route.handler
 
         async def call_handler() -> None:
             await _call(handler, event, ctx)

@@ -198,7 +198,7 @@ def parse(
     now = received_at or datetime.now(timezone.utc)
     try:
         if obj == _WHATSAPP_OBJECT:
-            return list(_whatsapp_events(entries, now))
+            return _whatsapp_events(entries, now)
         if obj == _MESSENGER_OBJECT:
             return list(_messenger_events(entries, now))
         return [_unsupported(entry, "whatsapp", obj, now) for entry in _dicts(entries, "entry")]
@@ -256,7 +256,9 @@ def _unsupported(
 # -- WhatsApp ----------------------------------------------------------------------------------
 
 
-def _whatsapp_events(entries: list[Any], now: datetime) -> Iterator[Event]:
+def _whatsapp_events(entries: list[Any], now: datetime) -> list[Event]:
+    # Plain loops appending to one list, not nested generators: this runs for every POST.
+    events: list[Event] = []
     for entry in _dicts(entries, "entry"):
         waba_id = str(entry.get("id") or "")
         entry_time = entry.get("time") or now
@@ -268,11 +270,12 @@ def _whatsapp_events(entries: list[Any], now: datetime) -> Iterator[Event]:
                     "malformed WhatsApp webhook: a change needs field and value"
                 )
             if field == "messages":
-                yield from _whatsapp_message_change(value, waba_id, entry_time, now)
+                _whatsapp_message_change(events, value, waba_id, entry_time, now)
             elif field in _TEMPLATE_EVENTS:
-                yield _template_event(field, value, waba_id, entry_time)
+                events.append(_template_event(field, value, waba_id, entry_time))
             else:
-                yield from _whatsapp_unknown(field, value, waba_id, now)
+                events.extend(_whatsapp_unknown(field, value, waba_id, now))
+    return events
 
 
 def _envelope(value: Mapping[str, Any], waba_id: str) -> dict[str, Any]:
@@ -288,65 +291,73 @@ def _envelope(value: Mapping[str, Any], waba_id: str) -> dict[str, Any]:
 
 def _contact_for(item: Mapping[str, Any], contacts: list[dict[str, Any]]) -> dict[str, Any]:
     sender = item.get("from")
-    for contact in contacts:
-        if sender and contact.get("wa_id") == sender:
-            return contact
-    for contact in contacts:
-        if item.get("from_user_id") and contact.get("user_id") == item.get("from_user_id"):
-            return contact
+    if sender:
+        for contact in contacts:
+            if contact.get("wa_id") == sender:
+                return contact
+    user_id = item.get("from_user_id")
+    if user_id:
+        for contact in contacts:
+            if contact.get("user_id") == user_id:
+                return contact
     return contacts[0] if len(contacts) == 1 else {}
 
 
 def _whatsapp_message_change(
-    value: dict[str, Any], waba_id: str, entry_time: Any, now: datetime
-) -> Iterator[Event]:
+    events: list[Event], value: dict[str, Any], waba_id: str, entry_time: Any, now: datetime
+) -> None:
     envelope = _envelope(value, waba_id)
     contacts = _dicts(value.get("contacts"), "contacts")
-    produced = False
-    for item in _dicts(value.get("messages"), "messages"):
-        produced = True
-        contact = _contact_for(item, contacts)
+    messages = _dicts(value.get("messages"), "messages")
+    statuses = _dicts(value.get("statuses"), "statuses")
+    errors = _dicts(value.get("errors"), "errors")
+    for item in messages:
+        contact = _contact_for(item, contacts) if contacts else {}
         profile = contact.get("profile")
         if not isinstance(profile, dict):
             profile = {}
         user_id = contact.get("user_id") or item.get("from_user_id")
         wa_id = contact.get("wa_id")
-        yield WhatsAppMessage.model_validate(
-            {
-                **item,
-                **envelope,
-                "sender_id": item.get("from") or user_id or wa_id or "",
-                "profile_name": profile.get("name"),
-                "wa_id": wa_id,
-                "user_id": user_id,
-                "username": profile.get("username") or contact.get("username"),
-                "raw": item,
-            }
+        events.append(
+            WhatsAppMessage.model_validate(
+                {
+                    **item,
+                    **envelope,
+                    "sender_id": item.get("from") or user_id or wa_id or "",
+                    "profile_name": profile.get("name"),
+                    "wa_id": wa_id,
+                    "user_id": user_id,
+                    "username": profile.get("username") or contact.get("username"),
+                    "raw": item,
+                }
+            )
         )
-    for item in _dicts(value.get("statuses"), "statuses"):
-        produced = True
-        yield WhatsAppStatus.model_validate(
-            {
-                **item,
-                **envelope,
-                "sender_id": item.get("recipient_id") or item.get("recipient_user_id") or "",
-                "raw": item,
-            }
+    for item in statuses:
+        events.append(
+            WhatsAppStatus.model_validate(
+                {
+                    **item,
+                    **envelope,
+                    "sender_id": item.get("recipient_id") or item.get("recipient_user_id") or "",
+                    "raw": item,
+                }
+            )
         )
-    for item in _dicts(value.get("errors"), "errors"):
-        produced = True
-        yield WhatsAppError.model_validate(
-            {
-                **envelope,
-                "id": envelope["phone_number_id"] or waba_id,
-                "sender_id": waba_id,
-                "timestamp": entry_time,
-                "error": ErrorDetail.from_raw(item),
-                "raw": item,
-            }
+    for item in errors:
+        events.append(
+            WhatsAppError.model_validate(
+                {
+                    **envelope,
+                    "id": envelope["phone_number_id"] or waba_id,
+                    "sender_id": waba_id,
+                    "timestamp": entry_time,
+                    "error": ErrorDetail.from_raw(item),
+                    "raw": item,
+                }
+            )
         )
-    if not produced:
-        yield _unsupported(value, "whatsapp", "messages", now, business_account_id=waba_id)
+    if not (messages or statuses or errors):
+        events.append(_unsupported(value, "whatsapp", "messages", now, business_account_id=waba_id))
 
 
 def _template_event(field: str, value: dict[str, Any], waba_id: str, entry_time: Any) -> Event:

@@ -18,6 +18,7 @@ from waflow.store.base import (
     OutboxItem,
     OutboxState,
     StatusUpdate,
+    customers_with_new,
 )
 
 __all__ = ["MemoryStore"]
@@ -38,8 +39,23 @@ def _evolve(record: _R, **changes: Any) -> _R:
     return copy
 
 
+def _record(cls: type[_R], **fields: Any) -> _R:
+    """A new frozen record from *all* its fields, the way :func:`_evolve` copies one."""
+    record = object.__new__(cls)
+    record.__dict__.update(fields)
+    return record
+
+
 class MemoryStore:
-    """Keeps everything in dictionaries, behind one lock; same semantics as the durable stores."""
+    """Keeps everything in dictionaries, behind one lock; same semantics as the durable stores.
+
+    Inbox documents are kept as given, by reference (``keeps_objects``): the inbox hands this
+    store the parsed event objects themselves instead of their JSON form.
+    """
+
+    #: Read by :class:`~waflow.inbox.Inbox`: documents stay in this process, so they need not be
+    #: JSON; a store that writes them anywhere must not set it.
+    keeps_objects = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -58,43 +74,64 @@ class MemoryStore:
 
     async def inbox_add(self, items: Sequence[NewInboxItem], now: datetime) -> list[bool]:
         with self._lock:
-            added = []
-            for item in items:
-                if item.key in self._items:
-                    added.append(False)
-                    continue
-                self._seq += 1
-                self._items[item.key] = InboxItem(
-                    key=item.key,
-                    customer=item.customer,
-                    seq=self._seq,
-                    event=item.event,
-                    state="pending",
-                    attempts=0,
-                    received_at=now,
-                    next_attempt_at=now,
-                )
-                self._pending.setdefault(item.customer, []).append(item.key)
-                added.append(True)
-            return added
+            return self._add(items, now)
+
+    def _add(self, items: Sequence[NewInboxItem], now: datetime) -> list[bool]:
+        added = []
+        for item in items:
+            if item.key in self._items:
+                added.append(False)
+                continue
+            self._seq += 1
+            self._items[item.key] = _record(
+                InboxItem,
+                key=item.key,
+                customer=item.customer,
+                seq=self._seq,
+                event=item.event,
+                state="pending",
+                attempts=0,
+                received_at=now,
+                next_attempt_at=now,
+                last_error=None,
+                lease_owner=None,
+                lease_until=None,
+            )
+            self._pending.setdefault(item.customer, []).append(item.key)
+            added.append(True)
+        return added
 
     async def inbox_claim(
         self, customer: str, now: datetime, lease_seconds: float, owner: str
     ) -> InboxItem | None:
         with self._lock:
-            queue = self._pending.get(customer)
-            if not queue:
-                return None
-            head = self._items[queue[0]]
-            if head.next_attempt_at > now:
-                return None
-            if head.lease_until is not None and head.lease_until > now:
-                return None
-            leased = _evolve(
-                head, lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)
-            )
-            self._items[head.key] = leased
-            return leased
+            return self._claim(customer, now, now + timedelta(seconds=lease_seconds), owner)
+
+    async def inbox_add_claim(
+        self, items: Sequence[NewInboxItem], now: datetime, lease_seconds: float, owner: str
+    ) -> tuple[list[bool], list[InboxItem]]:
+        with self._lock:
+            added = self._add(items, now)
+            until = now + timedelta(seconds=lease_seconds)
+            claimed = []
+            for customer in customers_with_new(items, added):
+                leased = self._claim(customer, now, until, owner)
+                if leased is not None:
+                    claimed.append(leased)
+            return added, claimed
+
+    def _claim(self, customer: str, now: datetime, until: datetime, owner: str) -> InboxItem | None:
+        queue = self._pending.get(customer)
+        if not queue:
+            return None
+        head = self._items[queue[0]]
+        if head.next_attempt_at > now:
+            return None
+        if head.lease_until is not None and head.lease_until > now:
+            return None
+        leased = _evolve(head, lease_owner=owner, lease_until=until)
+        self._items[head.key] = leased
+        return leased
 
     def _leased(self, key: str, owner: str) -> InboxItem | None:
         item = self._items.get(key)
@@ -109,15 +146,16 @@ class MemoryStore:
         if not queue:
             self._pending.pop(item.customer, None)
 
-    async def inbox_complete(self, key: str, owner: str) -> None:
+    async def inbox_complete(self, key: str, owner: str) -> bool | None:
         with self._lock:
             item = self._leased(key, owner)
             if item is None:
-                return
+                return None
             self._items[key] = _evolve(
                 item, state="done", attempts=item.attempts + 1, lease_owner=None, lease_until=None
             )
             self._dequeue(item)
+            return item.customer in self._pending
 
     async def inbox_fail(self, key: str, owner: str, error: str, retry_at: datetime | None) -> None:
         with self._lock:
@@ -294,6 +332,8 @@ class MemoryStore:
         self, now: datetime, lease_seconds: float, owner: str, limit: int = 50
     ) -> list[OutboxItem]:
         with self._lock:
+            if not self._outbox_queues:
+                return []  # the drain after every webhook, mostly
             heads = []
             for queue in self._outbox_queues.values():
                 head = self._outbox[queue[0]]

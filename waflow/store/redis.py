@@ -107,6 +107,34 @@ local function sync_head(kind, customer, before)
     redis.call('ZADD', P .. kind .. ':due', ready_at(P .. kind .. ':item:' .. head), after)
   end
 end
+
+-- Record one inbox event unless its key was seen: 1 if new, 0 if not.
+local function add_inbox_item(key, customer, event, now)
+  local item = P .. 'inbox:item:' .. key
+  -- The item itself is the dedupe record (SET NX semantics); it outlives handling until pruned.
+  if redis.call('EXISTS', item) == 1 then return 0 end
+  local seq = redis.call('INCR', P .. 'inbox:seq')
+  redis.call('HSET', item, 'key', key, 'customer', customer, 'seq', seq, 'event', event,
+    'state', 'pending', 'attempts', 0, 'received_at', now, 'next_attempt_at', now)
+  local queue = P .. 'inbox:queue:' .. customer
+  local before = head_of(queue, customer)
+  redis.call('ZADD', queue, seq, key)
+  sync_head('inbox', customer, before)
+  return 1
+end
+
+-- Lease the head of a customer's inbox queue to `owner`; the leased item's hash, or nil.
+local function claim_inbox_head(customer, now, lease_until, owner)
+  local before, key = head_of(P .. 'inbox:queue:' .. customer, customer)
+  if key == nil then return nil end
+  local item = P .. 'inbox:item:' .. key
+  -- Only the head, and only when due and not leased: a later event never overtakes one that
+  -- is waiting for its retry or being handled.
+  if tonumber(ready_at(item)) > tonumber(now) then return nil end
+  redis.call('HSET', item, 'lease_owner', owner, 'lease_until', lease_until)
+  sync_head('inbox', customer, before)
+  return redis.call('HGETALL', item)
+end
 """
 
 _SCRIPTS: dict[str, str] = {
@@ -115,44 +143,43 @@ _SCRIPTS: dict[str, str] = {
 local now = ARGV[2]
 local added = {}
 for i = 3, #ARGV, 3 do
-  local key, customer = ARGV[i], ARGV[i + 1]
-  local item = P .. 'inbox:item:' .. key
-  -- The item itself is the dedupe record (SET NX semantics); it outlives handling until pruned.
-  if redis.call('EXISTS', item) == 1 then
-    added[#added + 1] = 0
-  else
-    local seq = redis.call('INCR', P .. 'inbox:seq')
-    redis.call('HSET', item, 'key', key, 'customer', customer, 'seq', seq, 'event', ARGV[i + 2],
-      'state', 'pending', 'attempts', 0, 'received_at', now, 'next_attempt_at', now)
-    local queue = P .. 'inbox:queue:' .. customer
-    local before = head_of(queue, customer)
-    redis.call('ZADD', queue, seq, key)
-    sync_head('inbox', customer, before)
-    added[#added + 1] = 1
-  end
+  added[#added + 1] = add_inbox_item(ARGV[i], ARGV[i + 1], ARGV[i + 2], now)
 end
 return added
 """,
     # ARGV: prefix, customer, now, lease_until, owner. Returns the leased item or nil.
     "inbox_claim": """
-local customer, now, lease_until, owner = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local before, key = head_of(P .. 'inbox:queue:' .. customer, customer)
-if key == nil then return nil end
-local item = P .. 'inbox:item:' .. key
--- Only the head, and only when due and not leased: a later event never overtakes one that is
--- waiting for its retry or being handled.
-if tonumber(ready_at(item)) > tonumber(now) then return nil end
-redis.call('HSET', item, 'lease_owner', owner, 'lease_until', lease_until)
-sync_head('inbox', customer, before)
-return redis.call('HGETALL', item)
+return claim_inbox_head(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """,
-    # ARGV: prefix, key, owner.
+    # ARGV: prefix, now, lease_until, owner, then (key, customer, event JSON) per item. Records
+    # like inbox_add, then claims like inbox_claim for each customer with a new event. Returns
+    # {flags (1 new, 0 seen), leased item, leased item, ...}.
+    "inbox_add_claim": """
+local now, lease_until, owner = ARGV[2], ARGV[3], ARGV[4]
+local added, customers, seen = {}, {}, {}
+for i = 5, #ARGV, 3 do
+  local flag = add_inbox_item(ARGV[i], ARGV[i + 1], ARGV[i + 2], now)
+  added[#added + 1] = flag
+  if flag == 1 and not seen[ARGV[i + 1]] then
+    seen[ARGV[i + 1]] = true
+    customers[#customers + 1] = ARGV[i + 1]
+  end
+end
+local reply = {added}
+for _, customer in ipairs(customers) do
+  local leased = claim_inbox_head(customer, now, lease_until, owner)
+  if leased then reply[#reply + 1] = leased end
+end
+return reply
+""",
+    # ARGV: prefix, key, owner. Returns how many events the customer has pending after it, or
+    # -1 when `owner` does not hold the lease (nothing changed).
     "inbox_complete": """
 local key, owner = ARGV[2], ARGV[3]
 local item = P .. 'inbox:item:' .. key
 local f = redis.call('HMGET', item, 'state', 'lease_owner', 'customer', 'received_at')
 -- Only the lease owner settles: a worker whose lease expired and was taken over is ignored.
-if f[1] ~= 'pending' or f[2] ~= owner then return 0 end
+if f[1] ~= 'pending' or f[2] ~= owner then return -1 end
 local queue = P .. 'inbox:queue:' .. f[3]
 local before = head_of(queue, f[3])
 redis.call('HSET', item, 'state', 'done')
@@ -161,7 +188,7 @@ redis.call('HDEL', item, 'lease_owner', 'lease_until')
 redis.call('ZREM', queue, key)
 redis.call('ZADD', P .. 'inbox:done', f[4], key)
 sync_head('inbox', f[3], before)
-return 1
+return redis.call('ZCARD', queue)
 """,
     # ARGV: prefix, key, owner, error, retry_at ('' dead-letters the event).
     "inbox_fail": """
@@ -622,9 +649,24 @@ class RedisStore:
         leased = await self._script("inbox_claim", customer, _ts(now), until, owner)
         return None if leased is None else _inbox_item(_fields(leased))
 
-    async def inbox_complete(self, key: str, owner: str) -> None:
-        """Mark a leased event handled (a no-op unless ``owner`` holds its lease)."""
-        await self._script("inbox_complete", key, owner)
+    async def inbox_add_claim(
+        self, items: Sequence[NewInboxItem], now: datetime, lease_seconds: float, owner: str
+    ) -> tuple[list[bool], list[InboxItem]]:
+        """Record events and lease each new event's customer's head to ``owner``: one script."""
+        if not items:
+            return [], []
+        args: list[str | float] = [_ts(now), _ts(now) + lease_seconds, owner]
+        for item in items:
+            args += [item.key, item.customer, json.dumps(item.event)]
+        reply = await self._script("inbox_add_claim", *args)
+        added = [bool(flag) for flag in reply[0]]
+        return added, [_inbox_item(_fields(leased)) for leased in reply[1:]]
+
+    async def inbox_complete(self, key: str, owner: str) -> bool | None:
+        """Mark a leased event handled (a no-op unless ``owner`` holds its lease); whether the
+        customer has more pending events (``None`` when the lease was not ``owner``'s)."""
+        pending = int(await self._script("inbox_complete", key, owner))
+        return None if pending < 0 else pending > 0
 
     async def inbox_fail(self, key: str, owner: str, error: str, retry_at: datetime | None) -> None:
         """Record a failed attempt: retry at ``retry_at``, or dead-letter it when ``None``."""

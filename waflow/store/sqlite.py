@@ -34,6 +34,7 @@ from waflow.store.base import (
     OutboxItem,
     OutboxState,
     StatusUpdate,
+    customers_with_new,
 )
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -323,51 +324,78 @@ class SQLiteStore:
         return await asyncio.to_thread(self._run, work)
 
     async def inbox_add(self, items: Sequence[NewInboxItem], now: datetime) -> list[bool]:
-        def add(db: sqlite3.Connection) -> list[bool]:
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()[0]
-            added = []
-            for item in items:
-                seq += 1
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO inbox (key, seq, customer, event, state, received_at,"
-                    " next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                    (item.key, seq, item.customer, json.dumps(item.event), _ts(now), _ts(now)),
-                )
-                added.append(cursor.rowcount == 1)
-            return added
-
-        return self._run(add)
+        return self._run(lambda db: self._add(db, items, now))
 
     async def inbox_claim(
         self, customer: str, now: datetime, lease_seconds: float, owner: str
     ) -> InboxItem | None:
-        def claim(db: sqlite3.Connection) -> InboxItem | None:
-            row = db.execute(
-                "SELECT * FROM inbox WHERE customer = ? AND state = 'pending' ORDER BY seq LIMIT 1",
-                (customer,),
-            ).fetchone()
-            if row is None or row["next_attempt_at"] > _ts(now):
-                return None
-            if row["lease_until"] is not None and row["lease_until"] > _ts(now):
-                return None
-            until = _ts(now) + lease_seconds
-            db.execute(
-                "UPDATE inbox SET lease_owner = ?, lease_until = ? WHERE key = ?",
-                (owner, until, row["key"]),
+        return self._run(lambda db: self._claim(db, customer, now, lease_seconds, owner))
+
+    async def inbox_add_claim(
+        self, items: Sequence[NewInboxItem], now: datetime, lease_seconds: float, owner: str
+    ) -> tuple[list[bool], list[InboxItem]]:
+        def add_claim(db: sqlite3.Connection) -> tuple[list[bool], list[InboxItem]]:
+            added = self._add(db, items, now)
+            claimed = []
+            for customer in customers_with_new(items, added):
+                leased = self._claim(db, customer, now, lease_seconds, owner)
+                if leased is not None:
+                    claimed.append(leased)
+            return added, claimed
+
+        return self._run(add_claim)
+
+    @staticmethod
+    def _add(db: sqlite3.Connection, items: Sequence[NewInboxItem], now: datetime) -> list[bool]:
+        seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM inbox").fetchone()[0]
+        added = []
+        for item in items:
+            seq += 1
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO inbox (key, seq, customer, event, state, received_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                (item.key, seq, item.customer, json.dumps(item.event), _ts(now), _ts(now)),
             )
-            item = _row_item(row)
-            return InboxItem(**{**item.__dict__, "lease_owner": owner, "lease_until": _dt(until)})
+            added.append(cursor.rowcount == 1)
+        return added
 
-        return self._run(claim)
+    @staticmethod
+    def _claim(
+        db: sqlite3.Connection, customer: str, now: datetime, lease_seconds: float, owner: str
+    ) -> InboxItem | None:
+        row = db.execute(
+            "SELECT * FROM inbox WHERE customer = ? AND state = 'pending' ORDER BY seq LIMIT 1",
+            (customer,),
+        ).fetchone()
+        if row is None or row["next_attempt_at"] > _ts(now):
+            return None
+        if row["lease_until"] is not None and row["lease_until"] > _ts(now):
+            return None
+        until = _ts(now) + lease_seconds
+        db.execute(
+            "UPDATE inbox SET lease_owner = ?, lease_until = ? WHERE key = ?",
+            (owner, until, row["key"]),
+        )
+        item = _row_item(row)
+        return InboxItem(**{**item.__dict__, "lease_owner": owner, "lease_until": _dt(until)})
 
-    async def inbox_complete(self, key: str, owner: str) -> None:
-        self._run(
-            lambda db: db.execute(
+    async def inbox_complete(self, key: str, owner: str) -> bool | None:
+        def complete(db: sqlite3.Connection) -> bool | None:
+            settled = db.execute(
                 "UPDATE inbox SET state = 'done', attempts = attempts + 1, lease_owner = NULL,"
                 " lease_until = NULL WHERE key = ? AND lease_owner = ? AND state = 'pending'",
                 (key, owner),
             )
-        )
+            if settled.rowcount != 1:
+                return None  # not this owner's lease: nothing changed
+            more = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM inbox WHERE state = 'pending' AND customer ="
+                " (SELECT customer FROM inbox WHERE key = ?))",
+                (key,),
+            ).fetchone()[0]
+            return bool(more)
+
+        return self._run(complete)
 
     async def inbox_fail(self, key: str, owner: str, error: str, retry_at: datetime | None) -> None:
         state = "pending" if retry_at is not None else "dead"

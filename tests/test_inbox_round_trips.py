@@ -1,0 +1,159 @@
+"""How many store calls a webhook costs, and that the shortcuts keep every guarantee.
+
+A new event is recorded and leased in one call (``Store.inbox_add_claim``) and settled in one
+more (``inbox_complete``, which says whether the customer has more waiting): no extra claim. A
+store that offers neither shortcut (written before them) still gets every event handled, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.store_support import Counting
+from waflow import App
+from waflow.events import Event
+from waflow.routing import HandlerContext
+from waflow.store import MemoryStore, SQLiteStore, Store
+from waflow.store.base import NewInboxItem
+from waflow.testing import FakeGraphAPI, FrozenClock
+
+CUSTOMER = "4915112345678"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def fake(clock: FrozenClock) -> FakeGraphAPI:
+    return FakeGraphAPI(clock=clock)
+
+
+def make_app(fake: FakeGraphAPI, clock: FrozenClock, store: Any) -> tuple[App, list[str]]:
+    app = App(app_secret=fake.app_secret, store=store, clock=clock)
+    handled: list[str] = []
+
+    @app.message()
+    async def record(event: Event, _ctx: HandlerContext) -> None:
+        handled.append(getattr(event, "text", None) or event.id)
+
+    return app, handled
+
+
+class _Legacy:
+    """A store as written before ``inbox_add_claim`` and the answer of ``inbox_complete``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("inbox_add_claim", "keeps_objects"):
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+    async def inbox_complete(self, key: str, owner: str) -> None:
+        await self._store.inbox_complete(key, owner)
+
+
+async def test_a_new_event_costs_one_record_and_one_settlement(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    store = Counting(each_store)
+    app, handled = make_app(fake, clock, store)
+
+    response = await app.dispatch(fake.webhook_request(fake.inbound.whatsapp_text(CUSTOMER, "a")))
+
+    assert response.status == 200 and handled == ["a"]
+    assert store.calls["inbox_add_claim"] == 1
+    assert store.calls["inbox_complete"] == 1
+    # recorded and leased at once, and told nothing more waits: no claim at all
+    assert store.calls["inbox_add"] == store.calls["inbox_claim"] == 0
+
+
+async def test_two_events_of_one_customer_in_one_body_take_one_claim_between_them(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    store = Counting(each_store)
+    app, handled = make_app(fake, clock, store)
+    body = fake.inbound.batch(
+        fake.inbound.whatsapp_text(CUSTOMER, "first"),
+        fake.inbound.whatsapp_text(CUSTOMER, "second"),
+    )
+
+    await app.dispatch(fake.webhook_request(body))
+
+    assert handled == ["first", "second"]
+    # the first was leased while recording; the second waited behind it and is claimed after
+    assert (store.calls["inbox_add_claim"], store.calls["inbox_claim"]) == (1, 1)
+    assert store.calls["inbox_complete"] == 2
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["shortcuts", "legacy store"])
+async def test_an_event_left_waiting_is_handled_before_a_newer_one_of_its_customer(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock, legacy: bool
+) -> None:
+    store: Any = _Legacy(each_store) if legacy else each_store
+    app, handled = make_app(fake, clock, store)
+    older = fake.webhook_request(fake.inbound.whatsapp_text(CUSTOMER, "older"))
+    newer = fake.webhook_request(fake.inbound.whatsapp_text(CUSTOMER, "newer"))
+
+    assert (await app.dispatch(older, process=False)).status == 200  # recorded, not handled
+    await app.dispatch(newer)
+
+    assert handled == ["older", "newer"]
+    assert await app.run_pending() == 0  # nothing left behind
+
+
+async def test_events_recorded_without_processing_are_not_leased(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app, handled = make_app(fake, clock, each_store)
+    request = fake.webhook_request(fake.inbound.whatsapp_text(CUSTOMER, "later"))
+
+    await app.dispatch(request, process=False)
+
+    assert handled == []
+    # a lease taken while recording would hold the event back for its 30 s
+    assert await app.run_pending() == 1 and handled == ["later"]
+
+
+async def test_the_memory_store_keeps_the_parsed_event_itself(
+    fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app = App(app_secret=fake.app_secret, store=MemoryStore(), clock=clock, retry_delays=())
+    seen: list[Event] = []
+
+    @app.message()
+    async def broken(event: Event, _ctx: HandlerContext) -> None:
+        seen.append(event)
+        raise RuntimeError("boom")
+
+    await app.dispatch(fake.webhook_request(fake.inbound.whatsapp_text(CUSTOMER, "hi")))
+
+    [dead] = await app.dead_letters()
+    assert dead.event is seen[0]  # nothing serialized, nothing rebuilt
+
+
+async def test_a_durable_store_gets_the_event_as_json(
+    tmp_path: Any, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    written: list[NewInboxItem] = []
+
+    class Spy(SQLiteStore):
+        async def inbox_add_claim(
+            self, items: Any, now: Any, lease_seconds: float, owner: str
+        ) -> Any:
+            written.extend(items)
+            return await super().inbox_add_claim(items, now, lease_seconds, owner)
+
+    store = Spy(tmp_path / "spy.db")
+    app, handled = make_app(fake, clock, store)
+    await app.dispatch(fake.webhook_request(fake.inbound.whatsapp_text(CUSTOMER, "hi")))
+    await store.close()
+
+    assert handled == ["hi"]
+    [item] = written
+    assert set(item.event) == {"type", "data"} and item.event["data"]["text"] == "hi"
