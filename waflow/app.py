@@ -354,11 +354,12 @@ class App:
     # -- handling --------------------------------------------------------------------------------
 
     async def _handle(self, event: Event) -> None:
+        business_id = event.business_id
         ctx = HandlerContext(
             event=event,
             now=self.clock.now(),
-            whatsapp=self._client_for("whatsapp", event.business_id),
-            messenger=self._client_for("messenger", event.business_id),
+            whatsapp=self._client_for("whatsapp", business_id),
+            messenger=self._client_for("messenger", business_id),
         )
         if isinstance(event, (TemplateStatusUpdate, TemplateQualityUpdate, TemplateCategoryUpdate)):
             # Keep every client's template registry current, so sends are checked against what
@@ -388,7 +389,8 @@ class App:
             logger.debug(
                 "no handler for a %s %s from %s", event.channel, event.kind, mask(event.sender_id)
             )
-        await self._queue(event, ctx.replies)
+        if ctx.replies:
+            await self._queue(event, ctx.replies)
 
     def _client_for(self, channel: str, business_id: str | None) -> Any:
         clients = self._whatsapp if channel == "whatsapp" else self._messenger

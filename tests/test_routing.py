@@ -1,0 +1,142 @@
+"""The Router: which handler takes an event, and the middleware around it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+
+import pytest
+
+from waflow import filters as F
+from waflow.events import Event
+from waflow.routing import HandlerContext, Router
+from waflow.testing import FakeGraphAPI
+from waflow.webhooks import parse
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def event() -> Event:
+    fake = FakeGraphAPI(seed=1)
+    [parsed] = parse(fake.inbound.whatsapp_text("4915112345678", "hallo"))
+    return parsed
+
+
+def context(event: Event) -> HandlerContext:
+    return HandlerContext(event=event, now=NOW)
+
+
+def tracing(log: list[str], name: str) -> Callable[..., Awaitable[None]]:
+    async def middleware(ctx: HandlerContext, call_next: Callable[[], Awaitable[None]]) -> None:
+        log.append(f"{name}>")
+        await call_next()
+        log.append(f"<{name}")
+
+    return middleware
+
+
+async def test_an_async_handler_without_middleware_gets_the_event_and_context(
+    event: Event,
+) -> None:
+    router = Router()
+    got: list[tuple[Event, HandlerContext]] = []
+
+    @router.message(F.text("hallo"))
+    async def greet(e: Event, ctx: HandlerContext) -> None:
+        got.append((e, ctx))
+
+    ctx = context(event)
+    assert await router.handle(event, ctx) is True
+    assert got == [(event, ctx)]
+
+
+async def test_a_sync_handler_runs_off_the_event_loop_thread(event: Event) -> None:
+    router = Router()
+    threads: list[threading.Thread] = []
+    router.message()(lambda e, ctx: threads.append(threading.current_thread()))
+
+    assert await router.handle(event, context(event)) is True
+    assert threads and threads[0] is not threading.current_thread()
+
+
+async def test_middleware_wraps_async_and_sync_handlers_outer_first(event: Event) -> None:
+    log: list[str] = []
+    parent, child = Router(), Router()
+    parent.use(tracing(log, "parent"))
+    child.use(tracing(log, "child"))
+    parent.include(child)
+
+    @child.message()
+    async def handler(_e: Event, _ctx: HandlerContext) -> None:
+        log.append("handler")
+
+    await parent.handle(event, context(event))
+    assert log == ["parent>", "child>", "handler", "<child", "<parent"]
+
+    log.clear()
+    sync_only = Router()
+    sync_only.use(tracing(log, "mw"))
+    sync_only.message()(lambda _e, _ctx: log.append("sync handler"))
+    await sync_only.handle(event, context(event))
+    assert log == ["mw>", "sync handler", "<mw"]
+
+
+async def test_a_childs_middleware_does_not_wrap_the_parents_own_handlers(event: Event) -> None:
+    log: list[str] = []
+    parent, child = Router(), Router()
+    child.use(tracing(log, "child"))
+    parent.include(child)
+
+    @parent.message()
+    async def own(_e: Event, _ctx: HandlerContext) -> None:
+        log.append("parent handler")
+
+    await parent.handle(event, context(event))
+    assert log == ["parent handler"]
+
+
+async def test_fallback_takes_what_no_route_takes_with_the_routers_middleware(
+    event: Event,
+) -> None:
+    log: list[str] = []
+    router = Router()
+    router.use(tracing(log, "mw"))
+    router.postback()(lambda _e, _ctx: log.append("postback"))
+
+    @router.fallback
+    async def fallback(_e: Event, _ctx: HandlerContext) -> None:
+        log.append("fallback")
+
+    assert await router.handle(event, context(event)) is True
+    assert log == ["mw>", "fallback", "<mw"]
+    assert router.resolve(event, context(event)) == (fallback, router._middleware)
+
+    sync_router = Router()
+    sync_router.fallback(lambda _e, _ctx: log.append("sync fallback"))
+    await sync_router.handle(event, context(event))
+    assert log[-1] == "sync fallback"
+
+
+async def test_nothing_matches_nothing_runs(event: Event) -> None:
+    router = Router()
+    router.postback()(lambda _e, _ctx: pytest.fail("a postback handler took a message"))
+    assert await router.handle(event, context(event)) is False
+    assert router.resolve(event, context(event)) is None
+
+
+async def test_resolve_names_the_handler_and_its_middleware_chain(event: Event) -> None:
+    log: list[str] = []
+    parent, child = Router(), Router()
+    outer, inner = tracing(log, "outer"), tracing(log, "inner")
+    parent.use(outer)
+    child.use(inner)
+    parent.include(child)
+
+    async def handler(_e: Event, _ctx: HandlerContext) -> None:
+        return None
+
+    child.message()(handler)
+    assert parent.resolve(event, context(event)) == (handler, [outer, inner])
+    assert log == []  # resolving runs nothing
