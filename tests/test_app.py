@@ -238,7 +238,7 @@ class _UnavailableStore(MemoryStore):
 
     async def inbox_add_claim(
         self, items: Any, now: Any, lease_seconds: float, owner: str
-    ) -> tuple[list[bool], list[InboxItem]]:
+    ) -> tuple[list[bool], InboxItem | None]:
         if self.down:
             raise OSError("database or disk is full")
         return await super().inbox_add_claim(items, now, lease_seconds, owner)

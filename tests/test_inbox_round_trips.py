@@ -14,10 +14,12 @@ import pytest
 from tests.store_support import Counting
 from waflow import App
 from waflow.events import Event
+from waflow.inbox import customer_key
 from waflow.routing import HandlerContext
 from waflow.store import MemoryStore, SQLiteStore, Store
 from waflow.store.base import NewInboxItem
 from waflow.testing import FakeGraphAPI, FrozenClock
+from waflow.webhooks import parse
 
 CUSTOMER = "4915112345678"
 
@@ -157,3 +159,60 @@ async def test_a_durable_store_gets_the_event_as_json(
     assert handled == ["hi"]
     [item] = written
     assert set(item.event) == {"type", "data"} and item.event["data"]["text"] == "hi"
+
+
+async def test_a_slow_first_handler_of_a_batch_does_not_get_a_later_event_handled_twice(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    """Only the first event is leased while recording: the next customer's event is claimed
+    when its turn comes. Had it been leased at once, its lease would have run out during a slow
+    first handler, another worker would have handled it, and this one would have again."""
+    app = App(app_secret=fake.app_secret, store=each_store, clock=clock)
+    handled: list[str] = []
+    body = fake.inbound.batch(
+        fake.inbound.whatsapp_text("4915100000001", "anna"),
+        fake.inbound.whatsapp_text("4915100000002", "ben"),
+    )
+    ben = customer_key(parse(body)[1])
+
+    @app.message()
+    async def slow_for_anna(event: Event, _ctx: HandlerContext) -> None:
+        handled.append(getattr(event, "text", ""))
+        if event.sender_id == "4915100000001":
+            clock.advance(seconds=45)  # longer than a lease: the Graph API was slow
+            await app.inbox.process([ben])  # meanwhile another worker looks at ben's queue
+
+    await app.dispatch(fake.webhook_request(body))
+
+    assert handled == ["anna", "ben"]
+
+
+async def test_a_lease_mostly_gone_before_handling_is_not_used(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app, handled = make_app(fake, clock, each_store)
+    [event] = _parsed(fake, "late")
+    receipt = await app.inbox.receive([event], claim=True)
+    assert receipt.leased is not None and receipt.leased.key == event.dedupe_key
+
+    clock.advance(seconds=20)  # the 200 took 20 s to send: 10 s of a 30 s lease are left
+    assert await app.inbox.handle_new(receipt) == 0  # not on what is left of that lease
+    assert await app.run_pending() == 0  # still leased: nobody takes it yet
+
+    clock.advance(seconds=11)  # the lease has run out
+    assert await app.run_pending() == 1 and handled == ["late"]
+
+
+async def test_receive_leases_nothing_unless_asked(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app, handled = make_app(fake, clock, each_store)
+    receipt = await app.inbox.receive(_parsed(fake, "plain"))
+
+    assert receipt.leased is None and receipt.fresh == [True]
+    # nothing held: handled by whoever processes the customer, with or without the receipt
+    assert await app.inbox.process(receipt.customers) == 1 and handled == ["plain"]
+
+
+def _parsed(fake: FakeGraphAPI, text: str) -> list[Event]:
+    return parse(fake.inbound.whatsapp_text(CUSTOMER, text))

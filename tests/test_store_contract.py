@@ -49,27 +49,40 @@ async def test_claim_takes_the_oldest_pending_item_of_a_customer(store: Store) -
     assert second is not None and second.key == "b"
 
 
-async def test_add_claim_records_and_leases_each_new_customers_head_in_one_call(
+async def test_add_claim_records_and_leases_the_first_new_customers_head_in_one_call(
     store: Store,
 ) -> None:
-    await store.inbox_add([item("old", "c3")], T0)  # c3 already waits: its head is "old"
-    added, claimed = await store.inbox_add_claim(
-        [item("a", "c2"), item("b", "c1"), item("c", "c2"), item("d", "c3")], T0, 60, "w1"
+    added, leased = await store.inbox_add_claim(
+        [item("a", "c2"), item("b", "c1"), item("c", "c2")], T0, 60, "w1"
     )
-    assert added == [True, True, True, True]
-    # one lease per customer with a new event, in the order of their first new event; for c3
-    # the lease goes to its older head, never past it
-    assert [(i.key, i.customer, i.lease_owner) for i in claimed] == [
-        ("a", "c2", "w1"),
-        ("b", "c1", "w1"),
-        ("old", "c3", "w1"),
-    ]
-    assert claimed[0].event == {"key": "a"} and claimed[0].lease_until is not None
+    assert added == [True, True, True]
+    # only the first new event's customer is leased: the others get full leases in their turn
+    assert leased is not None and (leased.key, leased.customer, leased.lease_owner) == (
+        "a",
+        "c2",
+        "w1",
+    )
+    assert leased.event == {"key": "a"} and leased.lease_until == T0 + timedelta(seconds=60)
     assert await store.inbox_claim("c2", T0, 60, "w2") is None  # leased: nobody else takes it
-    # duplicates are not new and claim nothing; a customer whose head is leased gets no lease
-    added, claimed = await store.inbox_add_claim([item("a", "c2"), item("e", "c2")], T0, 60, "w2")
-    assert (added, claimed) == ([False, True], [])
-    assert await store.inbox_add_claim([], T0, 60, "w2") == ([], [])
+    free = await store.inbox_claim("c1", T0, 60, "w2")
+    assert free is not None and free.key == "b"
+
+
+async def test_add_claim_leases_an_older_head_never_past_it(store: Store) -> None:
+    await store.inbox_add([item("old", "c3")], T0)
+    added, leased = await store.inbox_add_claim([item("seen", "c1"), item("d", "c3")], T0, 60, "w")
+    assert added == [True, True]
+    # "seen" (c1) is new too and comes first: c1 is the customer leased
+    assert leased is not None and leased.key == "seen"
+    added, leased = await store.inbox_add_claim([item("e", "c3")], T0, 60, "w")
+    assert added == [True] and leased is not None and leased.key == "old"
+
+
+async def test_add_claim_of_duplicates_or_behind_a_lease_leases_nothing(store: Store) -> None:
+    await store.inbox_add_claim([item("a")], T0, 60, "w1")
+    assert await store.inbox_add_claim([item("a")], T0, 60, "w2") == ([False], None)
+    assert await store.inbox_add_claim([item("b")], T0, 60, "w2") == ([True], None)
+    assert await store.inbox_add_claim([], T0, 60, "w2") == ([], None)
 
 
 async def test_complete_tells_whether_the_customer_has_more_pending(store: Store) -> None:

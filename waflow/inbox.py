@@ -85,15 +85,16 @@ class Receipt:
     """What :meth:`Inbox.receive` recorded, and what :meth:`Inbox.handle_new` handles next.
 
     ``fresh`` says for each event whether it is new (false: a redelivery); ``new`` holds the new
-    events in order, ``customers`` the customer key of each; ``claimed`` the event of each of
-    those customers that the inbox leased while recording (usually the new event itself).
+    events in order, ``customers`` the customer key of each, ``known`` the new events by dedupe
+    key; ``leased`` is the event the inbox leased while recording (with ``claim=True``): the
+    head of the first new event's customer, usually that event itself.
     """
 
     fresh: list[bool]
     new: list[Event]
     customers: list[str]
     known: dict[str, Event]
-    claimed: dict[str, InboxItem]
+    leased: InboxItem | None = None
 
 
 class Inbox:
@@ -122,7 +123,7 @@ class Inbox:
         self.lease_seconds = lease_seconds
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
         # A store that lives in this process keeps the event objects; the others get JSON.
-        self._document = _held if getattr(store, "keeps_objects", False) else _serialize
+        self._document = _held if getattr(store, "keeps_objects", False) is True else _serialize
 
     @property
     def max_attempts(self) -> int:
@@ -135,23 +136,24 @@ class Inbox:
         items = [NewInboxItem(e.dedupe_key, customer_key(e), document(e)) for e in events]
         return await self.store.inbox_add(items, self.clock.now())
 
-    async def receive(self, events: Sequence[Event], *, claim: bool = True) -> Receipt:
-        """Durably record ``events`` and, with ``claim``, lease the new ones for handling.
+    async def receive(self, events: Sequence[Event], *, claim: bool = False) -> Receipt:
+        """Durably record ``events``; with ``claim``, also lease the first new one for handling.
 
         Recording and leasing are one store call (``Store.inbox_add_claim``; two calls for a
-        store without it). Hand the receipt to :meth:`handle_new` — right away: a leased event
-        another worker would otherwise take waits for its lease to end when this one never
-        comes (30 s by default).
+        store without it), which is how :class:`~waflow.App` saves a round trip per webhook.
+        With ``claim``, hand the receipt to :meth:`handle_new` right away: a leased event that
+        is not handled waits for its lease to run out (``lease_seconds``) before any worker
+        takes it.
         """
         document = self._document
         items = [NewInboxItem(e.dedupe_key, customer_key(e), document(e)) for e in events]
         now = self.clock.now()
         add_claim = getattr(self.store, "inbox_add_claim", None) if claim else None
+        leased: InboxItem | None = None
         if add_claim is None:
             fresh = await self.store.inbox_add(items, now)
-            claimed: list[InboxItem] = []
         else:
-            fresh, claimed = await add_claim(items, now, self.lease_seconds, self.owner)
+            fresh, leased = await add_claim(items, now, self.lease_seconds, self.owner)
         new: list[Event] = []
         customers: list[str] = []
         known: dict[str, Event] = {}
@@ -160,11 +162,13 @@ class Inbox:
                 new.append(event)
                 customers.append(item.customer)
                 known[item.key] = event
-        return Receipt(fresh, new, customers, known, {i.customer: i for i in claimed})
+        return Receipt(fresh, new, customers, known, leased)
 
     async def handle_new(self, receipt: Receipt) -> int:
         """Handle the new events of ``receipt`` (and what else is due for their customers)."""
-        return await self.process(receipt.customers, known=receipt.known, claimed=receipt.claimed)
+        leased = receipt.leased
+        claimed = {leased.customer: leased} if leased is not None else None
+        return await self.process(receipt.customers, known=receipt.known, claimed=claimed)
 
     async def process(
         self,
@@ -212,10 +216,22 @@ class Inbox:
     ) -> bool:
         """Handle the customer's next due event; false if there was none or it failed."""
         item = leased.pop(customer, None) if leased else None
+        if item is not None and not self._fresh(item):
+            # Most of its lease is gone (the 200 took long to send): another worker may take it
+            # soon, so it is not handled on that lease. Claimed again below; while the lease
+            # lasts that finds nothing, and the event waits for its end like a crashed worker's.
+            item = None
         if item is None:
             now = self.clock.now()
             item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
         return item is not None and await self._attempt(item, cache, settled)
+
+    def _fresh(self, item: InboxItem) -> bool:
+        """Whether at least half of ``item``'s lease is left."""
+        if item.lease_until is None:
+            return False
+        left = (item.lease_until - self.clock.now()).total_seconds()
+        return left >= self.lease_seconds / 2
 
     async def _drain(self, customer: str, cache: dict[str, Event]) -> int:
         handled = 0

@@ -199,10 +199,12 @@ class Commit:
     handoffs_used: list[str] = field(default_factory=list)
 
 
-def customers_with_new(items: Sequence[NewInboxItem], added: Sequence[bool]) -> list[str]:
-    """The customers of the new items, once each, in the order of their first new item: whom
-    ``Store.inbox_add_claim`` claims for."""
-    return list(dict.fromkeys(i.customer for i, new in zip(items, added, strict=True) if new))
+def first_new_customer(items: Sequence[NewInboxItem], added: Sequence[bool]) -> str | None:
+    """The customer of the first new item (whom ``Store.inbox_add_claim`` claims for), if any."""
+    for item, new in zip(items, added, strict=True):
+        if new:
+            return item.customer
+    return None
 
 
 @runtime_checkable
@@ -225,14 +227,14 @@ class Store(Protocol):
 
     async def inbox_add_claim(
         self, items: Sequence[NewInboxItem], now: datetime, lease_seconds: float, owner: str
-    ) -> tuple[list[bool], list[InboxItem]]:
-        """:meth:`inbox_add`, then :meth:`inbox_claim` for every customer that got a new event
-        (in the order of their first new event), in one transaction.
+    ) -> tuple[list[bool], InboxItem | None]:
+        """:meth:`inbox_add`, then :meth:`inbox_claim` for the customer of the first new item, in
+        one transaction: the flags of :meth:`inbox_add` and the item leased to ``owner``, if any.
 
-        Returns the flags of :meth:`inbox_add` and the items leased to ``owner``, one per customer
-        at most. A webhook's events are recorded and leased for handling in one round trip (one
-        commit on SQLite) instead of two. Optional: the inbox falls back to the two calls for a
-        store without it.
+        A webhook's events are recorded and the first one leased for handling in one round trip
+        (one commit on SQLite) instead of two. Only the first: a lease runs from this call, and
+        the events after it are claimed when their turn comes, each with a full lease. Optional:
+        the inbox falls back to the two calls for a store without it.
         """
         ...
 

@@ -18,7 +18,7 @@ from waflow.store.base import (
     OutboxItem,
     OutboxState,
     StatusUpdate,
-    customers_with_new,
+    first_new_customer,
 )
 
 __all__ = ["MemoryStore"]
@@ -109,16 +109,13 @@ class MemoryStore:
 
     async def inbox_add_claim(
         self, items: Sequence[NewInboxItem], now: datetime, lease_seconds: float, owner: str
-    ) -> tuple[list[bool], list[InboxItem]]:
+    ) -> tuple[list[bool], InboxItem | None]:
         with self._lock:
             added = self._add(items, now)
-            until = now + timedelta(seconds=lease_seconds)
-            claimed = []
-            for customer in customers_with_new(items, added):
-                leased = self._claim(customer, now, until, owner)
-                if leased is not None:
-                    claimed.append(leased)
-            return added, claimed
+            customer = first_new_customer(items, added)
+            if customer is None:
+                return added, None
+            return added, self._claim(customer, now, now + timedelta(seconds=lease_seconds), owner)
 
     def _claim(self, customer: str, now: datetime, until: datetime, owner: str) -> InboxItem | None:
         queue = self._pending.get(customer)

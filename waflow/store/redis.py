@@ -152,23 +152,20 @@ return added
 return claim_inbox_head(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """,
     # ARGV: prefix, now, lease_until, owner, then (key, customer, event JSON) per item. Records
-    # like inbox_add, then claims like inbox_claim for each customer with a new event. Returns
-    # {flags (1 new, 0 seen), leased item, leased item, ...}.
+    # like inbox_add, then claims like inbox_claim for the customer of the first new item.
+    # Returns {flags (1 new, 0 seen), the leased item or nothing}.
     "inbox_add_claim": """
 local now, lease_until, owner = ARGV[2], ARGV[3], ARGV[4]
-local added, customers, seen = {}, {}, {}
+local added, first = {}, nil
 for i = 5, #ARGV, 3 do
   local flag = add_inbox_item(ARGV[i], ARGV[i + 1], ARGV[i + 2], now)
   added[#added + 1] = flag
-  if flag == 1 and not seen[ARGV[i + 1]] then
-    seen[ARGV[i + 1]] = true
-    customers[#customers + 1] = ARGV[i + 1]
-  end
+  if flag == 1 and first == nil then first = ARGV[i + 1] end
 end
 local reply = {added}
-for _, customer in ipairs(customers) do
-  local leased = claim_inbox_head(customer, now, lease_until, owner)
-  if leased then reply[#reply + 1] = leased end
+if first then
+  local leased = claim_inbox_head(first, now, lease_until, owner)
+  if leased then reply[2] = leased end
 end
 return reply
 """,
@@ -651,16 +648,16 @@ class RedisStore:
 
     async def inbox_add_claim(
         self, items: Sequence[NewInboxItem], now: datetime, lease_seconds: float, owner: str
-    ) -> tuple[list[bool], list[InboxItem]]:
-        """Record events and lease each new event's customer's head to ``owner``: one script."""
+    ) -> tuple[list[bool], InboxItem | None]:
+        """Record events and lease the first new item's customer's head to ``owner``: one script."""
         if not items:
-            return [], []
+            return [], None
         args: list[str | float] = [_ts(now), _ts(now) + lease_seconds, owner]
         for item in items:
             args += [item.key, item.customer, json.dumps(item.event)]
         reply = await self._script("inbox_add_claim", *args)
         added = [bool(flag) for flag in reply[0]]
-        return added, [_inbox_item(_fields(leased)) for leased in reply[1:]]
+        return added, _inbox_item(_fields(reply[1])) if len(reply) > 1 else None
 
     async def inbox_complete(self, key: str, owner: str) -> bool | None:
         """Mark a leased event handled (a no-op unless ``owner`` holds its lease); whether the

@@ -34,7 +34,7 @@ from waflow.store.base import (
     OutboxItem,
     OutboxState,
     StatusUpdate,
-    customers_with_new,
+    first_new_customer,
 )
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
@@ -333,15 +333,13 @@ class SQLiteStore:
 
     async def inbox_add_claim(
         self, items: Sequence[NewInboxItem], now: datetime, lease_seconds: float, owner: str
-    ) -> tuple[list[bool], list[InboxItem]]:
-        def add_claim(db: sqlite3.Connection) -> tuple[list[bool], list[InboxItem]]:
+    ) -> tuple[list[bool], InboxItem | None]:
+        def add_claim(db: sqlite3.Connection) -> tuple[list[bool], InboxItem | None]:
             added = self._add(db, items, now)
-            claimed = []
-            for customer in customers_with_new(items, added):
-                leased = self._claim(db, customer, now, lease_seconds, owner)
-                if leased is not None:
-                    claimed.append(leased)
-            return added, claimed
+            customer = first_new_customer(items, added)
+            if customer is None:
+                return added, None
+            return added, self._claim(db, customer, now, lease_seconds, owner)
 
         return self._run(add_claim)
 
