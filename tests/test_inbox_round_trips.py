@@ -7,6 +7,7 @@ store that offers neither shortcut (written before them) still gets every event 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from tests.store_support import Counting
 from waflow import App
 from waflow.events import Event
-from waflow.inbox import customer_key
+from waflow.inbox import Inbox, customer_key
 from waflow.routing import HandlerContext
 from waflow.store import MemoryStore, SQLiteStore, Store
 from waflow.store.base import NewInboxItem
@@ -52,7 +53,7 @@ class _Legacy:
         self._store = store
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("inbox_add_claim", "keeps_objects"):
+        if name in ("inbox_add_claim", "inbox_renew", "keeps_objects"):
             raise AttributeError(name)
         return getattr(self._store, name)
 
@@ -216,3 +217,59 @@ async def test_receive_leases_nothing_unless_asked(
 
 def _parsed(fake: FakeGraphAPI, text: str) -> list[Event]:
     return parse(fake.inbound.whatsapp_text(CUSTOMER, text))
+
+
+async def test_a_handler_that_outlives_its_lease_keeps_it(each_store: Store) -> None:
+    """The inbox renews the lease while the handler runs, so another worker polling the same
+    store never takes the event (real time: a 0.3 s lease, a 0.8 s handler)."""
+    first_calls: list[str] = []
+    second_calls: list[str] = []
+
+    async def slow(event: Event) -> None:
+        first_calls.append(event.id)
+        await asyncio.sleep(0.8)
+
+    async def other(event: Event) -> None:
+        second_calls.append(event.id)
+
+    first = Inbox(each_store, slow, lease_seconds=0.3, owner="first")
+    second = Inbox(each_store, other, lease_seconds=0.3, owner="second")
+    [event] = parse(FakeGraphAPI(seed=5).inbound.whatsapp_text(CUSTOMER, "slow"))
+    await first.record([event])
+
+    async def poll() -> None:
+        for _ in range(20):
+            await second.process()
+            await asyncio.sleep(0.05)
+
+    handled, _ = await asyncio.gather(first.process(), poll())
+
+    assert (handled, first_calls, second_calls) == (1, [event.id], [])
+    assert await second.process() == 0
+
+
+async def test_without_renewal_a_slow_handler_loses_its_event_to_another_worker(
+    each_store: Store,
+) -> None:
+    """What the renewal prevents, shown on a store without ``inbox_renew``."""
+    store: Any = _Legacy(each_store)
+    second_calls: list[str] = []
+
+    async def slow(_event: Event) -> None:
+        await asyncio.sleep(0.8)
+
+    async def other(event: Event) -> None:
+        second_calls.append(event.id)
+
+    first = Inbox(store, slow, lease_seconds=0.3, owner="first")
+    second = Inbox(store, other, lease_seconds=0.3, owner="second")
+    [event] = parse(FakeGraphAPI(seed=6).inbound.whatsapp_text(CUSTOMER, "slow"))
+    await first.record([event])
+
+    async def poll() -> None:
+        for _ in range(20):
+            await second.process()
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(first.process(), poll())
+    assert second_calls == [event.id]  # taken over once the first lease ran out

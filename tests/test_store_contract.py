@@ -109,6 +109,24 @@ async def test_an_expired_lease_can_be_taken_over(store: Store) -> None:
     assert current is not None and current.state == "pending"
 
 
+async def test_renew_moves_the_end_of_the_owners_lease(store: Store) -> None:
+    await store.inbox_add([item("a"), item("b", "c2")], T0)
+    await store.inbox_claim("c1", T0, 60, "w1")
+    assert await store.inbox_renew("a", "w1", T0 + timedelta(seconds=120)) is True
+    # the renewed lease holds past the first one's end, for claims and for the due list
+    assert await store.inbox_claim("c1", T0 + timedelta(seconds=90), 60, "w2") is None
+    assert await store.inbox_due_customers(T0 + timedelta(seconds=90)) == ["c2"]
+    current = await store.inbox_get("a")
+    assert current is not None and current.lease_until == T0 + timedelta(seconds=120)
+    taken = await store.inbox_claim("c1", T0 + timedelta(seconds=121), 60, "w2")
+    assert taken is not None and taken.lease_owner == "w2"
+    # a lease lost (taken over, settled, or never held) is not renewed
+    assert await store.inbox_renew("a", "w1", T0 + timedelta(seconds=300)) is False
+    assert await store.inbox_renew("b", "w1", T0 + timedelta(seconds=300)) is False
+    await store.inbox_complete("a", "w2")
+    assert await store.inbox_renew("a", "w2", T0 + timedelta(seconds=300)) is False
+
+
 async def test_failure_schedules_a_retry_that_blocks_later_items(store: Store) -> None:
     await store.inbox_add([item("a"), item("b")], T0)
     await store.inbox_claim("c1", T0, 60, "w")

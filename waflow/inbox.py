@@ -70,6 +70,56 @@ def _deserialize(stored: dict[str, Any]) -> Event:
     return cls.model_validate(stored["data"])
 
 
+class _LeaseKeeper:
+    """Renews the lease of an event while its handler runs, every third of the lease.
+
+    Timed by the event loop, not the app's clock: a handler is slow in real time, and a frozen
+    test clock must not move on its own. Costs a timer per event; a renewal runs only for a
+    handler that takes longer than a third of the lease.
+    """
+
+    __slots__ = ("_inbox", "_key", "_renew", "_stopped", "_task", "_timer")
+
+    def __init__(self, inbox: Inbox, key: str, renew: Callable[..., Awaitable[bool]]) -> None:
+        self._inbox = inbox
+        self._key = key
+        self._renew = renew
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(self._interval(), self._fire)
+
+    def _interval(self) -> float:
+        return max(self._inbox.lease_seconds / 3, 0.01)  # a zero lease must not spin the loop
+
+    def _fire(self) -> None:
+        self._task = asyncio.ensure_future(self._renewal())
+
+    async def _renewal(self) -> None:
+        inbox = self._inbox
+        until = inbox.clock.now() + timedelta(seconds=inbox.lease_seconds)
+        try:
+            renewed = await self._renew(self._key, inbox.owner, until)
+        except Exception as exc:  # the store is away: try again at the next turn
+            logger.warning("could not renew the lease of a handled event: %s", exc)
+            renewed = True
+        if self._stopped:
+            return
+        if renewed:
+            self._timer = asyncio.get_running_loop().call_later(self._interval(), self._fire)
+        else:
+            logger.warning(
+                "lost the lease of a %s event while its handler ran (longer than %.0f s?); "
+                "another worker may handle it too",
+                self._key.split(":", 2)[1],
+                inbox.lease_seconds,
+            )
+
+    def stop(self) -> None:
+        """Renew no more (an in-flight renewal finishes; it cannot outlast the settling)."""
+        self._stopped = True
+        self._timer.cancel()
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """An event whose handler kept failing: the event, the last error, how often it was tried."""
@@ -101,9 +151,9 @@ class Inbox:
     """Records events in a :class:`~waflow.store.Store` and feeds them to ``handle``.
 
     ``retry_delays`` are the waits between attempts (the budget is one more than their number);
-    ``lease_seconds`` bounds how long one worker may hold an event before another may take it,
-    and so how long a worker that died mid-handling (SIGKILL, OOM) delays that customer's events:
-    30 s by default, the engine's customer lock TTL, which bounds a handler's run anyway.
+    ``lease_seconds`` bounds how long a worker that died mid-handling (SIGKILL, OOM) delays that
+    customer's events: 30 s by default. While a handler runs, its event's lease is renewed every
+    third of that (``Store.inbox_renew``), so a slow handler keeps its event.
     """
 
     def __init__(
@@ -241,11 +291,17 @@ class Inbox:
         return handled
 
     async def _attempt(self, item: InboxItem, cache: dict[str, Event], settled: set[str]) -> bool:
+        renew = getattr(self.store, "inbox_renew", None)
+        keeper = _LeaseKeeper(self, item.key, renew) if renew is not None else None
         try:
-            # Events that were just parsed need not be rebuilt from their stored form.
-            known = cache.pop(item.key, None)
-            event = known if known is not None else _deserialize(item.event)
-            await self.handle(event)
+            try:
+                # Events that were just parsed need not be rebuilt from their stored form.
+                known = cache.pop(item.key, None)
+                event = known if known is not None else _deserialize(item.event)
+                await self.handle(event)
+            finally:
+                if keeper is not None:
+                    keeper.stop()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

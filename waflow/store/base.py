@@ -250,6 +250,16 @@ class Store(Protocol):
         """Record a failed attempt: retry at ``retry_at``, or dead-letter it when ``None``."""
         ...
 
+    async def inbox_renew(self, key: str, owner: str, until: datetime) -> bool:
+        """Move the end of ``owner``'s lease on a pending event to ``until``; false (and nothing
+        changed) if ``owner`` no longer holds it.
+
+        The inbox renews the lease of an event whose handler runs long, so that no other worker
+        takes the event meanwhile. Optional: without it a handler that outlives its lease may
+        run twice.
+        """
+        ...
+
     async def inbox_due_customers(self, now: datetime, limit: int = 100) -> list[str]:
         """Customers with a pending event that is due (oldest first)."""
         ...

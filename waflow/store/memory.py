@@ -172,6 +172,14 @@ class MemoryStore:
             if retry_at is None:
                 self._dequeue(item)
 
+    async def inbox_renew(self, key: str, owner: str, until: datetime) -> bool:
+        with self._lock:
+            item = self._leased(key, owner)
+            if item is None:
+                return False
+            self._items[key] = _evolve(item, lease_until=until)
+            return True
+
     async def inbox_due_customers(self, now: datetime, limit: int = 100) -> list[str]:
         with self._lock:
             heads = []

@@ -187,6 +187,17 @@ redis.call('ZADD', P .. 'inbox:done', f[4], key)
 sync_head('inbox', f[3], before)
 return redis.call('ZCARD', queue)
 """,
+    # ARGV: prefix, key, owner, lease_until. Returns 1 if renewed, 0 if `owner` lost the lease.
+    "inbox_renew": """
+local key, owner, lease_until = ARGV[2], ARGV[3], ARGV[4]
+local item = P .. 'inbox:item:' .. key
+local f = redis.call('HMGET', item, 'state', 'lease_owner', 'customer')
+if f[1] ~= 'pending' or f[2] ~= owner then return 0 end
+local before = head_of(P .. 'inbox:queue:' .. f[3], f[3])
+redis.call('HSET', item, 'lease_until', lease_until)
+sync_head('inbox', f[3], before)
+return 1
+""",
     # ARGV: prefix, key, owner, error, retry_at ('' dead-letters the event).
     "inbox_fail": """
 local key, owner, err, retry_at = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -664,6 +675,10 @@ class RedisStore:
         customer has more pending events (``None`` when the lease was not ``owner``'s)."""
         pending = int(await self._script("inbox_complete", key, owner))
         return None if pending < 0 else pending > 0
+
+    async def inbox_renew(self, key: str, owner: str, until: datetime) -> bool:
+        """Move the end of ``owner``'s lease on a pending event; false if it lost the lease."""
+        return bool(await self._script("inbox_renew", key, owner, _ts(until)))
 
     async def inbox_fail(self, key: str, owner: str, error: str, retry_at: datetime | None) -> None:
         """Record a failed attempt: retry at ``retry_at``, or dead-letter it when ``None``."""

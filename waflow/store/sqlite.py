@@ -395,6 +395,18 @@ class SQLiteStore:
 
         return self._run(complete)
 
+    async def inbox_renew(self, key: str, owner: str, until: datetime) -> bool:
+        renewed: int = self._run(
+            lambda db: (
+                db.execute(
+                    "UPDATE inbox SET lease_until = ? WHERE key = ? AND lease_owner = ?"
+                    " AND state = 'pending'",
+                    (_ts(until), key, owner),
+                ).rowcount
+            )
+        )
+        return renewed == 1
+
     async def inbox_fail(self, key: str, owner: str, error: str, retry_at: datetime | None) -> None:
         state = "pending" if retry_at is not None else "dead"
         self._run(
