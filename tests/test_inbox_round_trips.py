@@ -273,3 +273,35 @@ async def test_without_renewal_a_slow_handler_loses_its_event_to_another_worker(
 
     await asyncio.gather(first.process(), poll())
     assert second_calls == [event.id]  # taken over once the first lease ran out
+
+
+async def test_one_timer_keeps_every_running_handlers_lease(each_store: Store) -> None:
+    """Two slow handlers at once (one per customer), one renewal timer for both."""
+    fake = FakeGraphAPI(seed=7)
+    second_calls: list[str] = []
+
+    async def slow(_event: Event) -> None:
+        await asyncio.sleep(0.8)
+
+    async def other(event: Event) -> None:
+        second_calls.append(event.id)
+
+    first = Inbox(each_store, slow, lease_seconds=0.3, owner="first")
+    second = Inbox(each_store, other, lease_seconds=0.3, owner="second")
+    events = [
+        *parse(fake.inbound.whatsapp_text("4915100000011", "one")),
+        *parse(fake.inbound.whatsapp_text("4915100000012", "two")),
+    ]
+    await first.record(events)
+    customers = [customer_key(event) for event in events]
+
+    async def poll() -> None:
+        for _ in range(20):
+            await second.process()
+            await asyncio.sleep(0.05)
+
+    handled = await asyncio.gather(
+        first.process([customers[0]]), first.process([customers[1]]), poll()
+    )
+
+    assert handled[:2] == [1, 1] and second_calls == []

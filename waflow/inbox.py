@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from waflow.clock import Clock, SystemClock
@@ -71,53 +71,69 @@ def _deserialize(stored: dict[str, Any]) -> Event:
 
 
 class _LeaseKeeper:
-    """Renews the lease of an event while its handler runs, every third of the lease.
+    """Renews the leases of the events whose handlers are running, every third of the lease.
 
-    Timed by the event loop, not the app's clock: a handler is slow in real time, and a frozen
-    test clock must not move on its own. Costs a timer per event; a renewal runs only for a
-    handler that takes longer than a third of the lease.
+    One timer for all of them, not one per event: it is set when a handler starts and none is
+    pending, and it keeps ticking while any handler runs; each tick renews every running event,
+    so the first renewal comes at most a third of the lease after a handler starts (a handler
+    starts with at least half its lease left). Timed by the event loop, not the app's clock: a
+    handler is slow in real time, and a frozen test clock must not move on its own.
     """
 
-    __slots__ = ("_inbox", "_key", "_renew", "_stopped", "_task", "_timer")
-
-    def __init__(self, inbox: Inbox, key: str, renew: Callable[..., Awaitable[bool]]) -> None:
+    def __init__(self, inbox: Inbox, renew: Callable[[str, str, datetime], Awaitable[bool]]):
         self._inbox = inbox
-        self._key = key
         self._renew = renew
-        self._stopped = False
-        self._task: asyncio.Task[None] | None = None
-        self._timer = asyncio.get_running_loop().call_later(self._interval(), self._fire)
+        self._running: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._renewals: set[asyncio.Task[None]] = set()
 
+    @property
     def _interval(self) -> float:
         return max(self._inbox.lease_seconds / 3, 0.01)  # a zero lease must not spin the loop
 
-    def _fire(self) -> None:
-        self._task = asyncio.ensure_future(self._renewal())
+    def hold(self, key: str) -> None:
+        """A handler of ``key`` starts: keep its lease until :meth:`release`."""
+        loop = asyncio.get_running_loop()
+        self._running.add(key)
+        if self._timer is None or self._loop is not loop:  # none pending in this loop
+            self._loop = loop
+            self._timer = loop.call_later(self._interval, self._tick)
 
-    async def _renewal(self) -> None:
-        inbox = self._inbox
-        until = inbox.clock.now() + timedelta(seconds=inbox.lease_seconds)
-        try:
-            renewed = await self._renew(self._key, inbox.owner, until)
-        except Exception as exc:  # the store is away: try again at the next turn
-            logger.warning("could not renew the lease of a handled event: %s", exc)
-            renewed = True
-        if self._stopped:
+    def release(self, key: str) -> None:
+        """The handler of ``key`` returned or raised: renew its lease no more."""
+        self._running.discard(key)
+
+    def _tick(self) -> None:
+        self._timer = None
+        loop = self._loop
+        if not self._running or loop is None:
             return
-        if renewed:
-            self._timer = asyncio.get_running_loop().call_later(self._interval(), self._fire)
-        else:
+        renewal = loop.create_task(self._renew_all(list(self._running)))
+        self._renewals.add(renewal)  # held until done: the loop keeps only weak references
+        renewal.add_done_callback(self._renewals.discard)
+        self._timer = loop.call_later(self._interval, self._tick)
+
+    async def _renew_all(self, keys: list[str]) -> None:
+        inbox = self._inbox
+        for key in keys:
+            if key not in self._running:
+                continue
+            until = inbox.clock.now() + timedelta(seconds=inbox.lease_seconds)
+            try:
+                renewed = await self._renew(key, inbox.owner, until)
+            except Exception as exc:  # the store is away: try again at the next tick
+                logger.warning("could not renew the lease of a handled event: %s", exc)
+                continue
+            if renewed or key not in self._running:  # renewed, or settled meanwhile
+                continue
+            self._running.discard(key)
             logger.warning(
                 "lost the lease of a %s event while its handler ran (longer than %.0f s?); "
                 "another worker may handle it too",
-                self._key.split(":", 2)[1],
+                key.split(":", 2)[1],
                 inbox.lease_seconds,
             )
-
-    def stop(self) -> None:
-        """Renew no more (an in-flight renewal finishes; it cannot outlast the settling)."""
-        self._stopped = True
-        self._timer.cancel()
 
 
 @dataclass(frozen=True)
@@ -172,6 +188,8 @@ class Inbox:
         self.retry_delays = tuple(retry_delays)
         self.lease_seconds = lease_seconds
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        renew = getattr(store, "inbox_renew", None)
+        self._keeper = _LeaseKeeper(self, renew) if renew is not None else None
         # A store that lives in this process keeps the event objects; the others get JSON.
         self._document = _held if getattr(store, "keeps_objects", False) is True else _serialize
 
@@ -291,8 +309,9 @@ class Inbox:
         return handled
 
     async def _attempt(self, item: InboxItem, cache: dict[str, Event], settled: set[str]) -> bool:
-        renew = getattr(self.store, "inbox_renew", None)
-        keeper = _LeaseKeeper(self, item.key, renew) if renew is not None else None
+        keeper = self._keeper
+        if keeper is not None:
+            keeper.hold(item.key)
         try:
             try:
                 # Events that were just parsed need not be rebuilt from their stored form.
@@ -301,7 +320,7 @@ class Inbox:
                 await self.handle(event)
             finally:
                 if keeper is not None:
-                    keeper.stop()
+                    keeper.release(item.key)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
