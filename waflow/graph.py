@@ -414,9 +414,11 @@ class SyncGraph(_GraphCore):
         )  # pragma: no cover
 
     def _attempt(self, req: GraphRequest, retries: int) -> GraphResponse:
+        # Built before pacing: the less work between the pacer's check and the transport, the
+        # closer the moment it counted is to the moment the request leaves.
+        request = self._build(self.http, req)
         if req.pace is not None and self.pacer is not None:
             self.pacer.wait(*req.pace)
-        request = self._build(self.http, req)
         try:
             return self._finish(req, request, send_sync(self.http, request), retries)
         except APIError as exc:
@@ -465,9 +467,9 @@ class AsyncGraph(_GraphCore):
         )  # pragma: no cover
 
     async def _attempt(self, req: GraphRequest, retries: int) -> GraphResponse:
+        request = self._build(self.http, req)  # before pacing, as in SyncGraph._attempt
         if req.pace is not None and self.pacer is not None:
             await self.pacer.await_turn(*req.pace)
-        request = self._build(self.http, req)
         try:
             return self._finish(req, request, await send_async(self.http, request), retries)
         except APIError as exc:
