@@ -8,6 +8,7 @@ store that offers neither shortcut (written before them) still gets every event 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -219,89 +220,67 @@ def _parsed(fake: FakeGraphAPI, text: str) -> list[Event]:
     return parse(fake.inbound.whatsapp_text(CUSTOMER, text))
 
 
-async def test_a_handler_that_outlives_its_lease_keeps_it(each_store: Store) -> None:
-    """The inbox renews the lease while the handler runs, so another worker polling the same
-    store never takes the event (real time: a 0.3 s lease, a 0.8 s handler)."""
-    first_calls: list[str] = []
-    second_calls: list[str] = []
+class _SlowRace:
+    """Two workers on one store: ``first`` handles slowly (0.8 s against a 0.3 s lease) while
+    ``second`` polls for due events every 50 ms; which events did each of them handle?"""
 
-    async def slow(event: Event) -> None:
-        first_calls.append(event.id)
+    def __init__(self, store: Any) -> None:
+        self.first_calls: list[str] = []
+        self.second_calls: list[str] = []
+        self.first = Inbox(store, self._slow, lease_seconds=0.3, owner="first")
+        self.second = Inbox(store, self._other, lease_seconds=0.3, owner="second")
+
+    async def _slow(self, event: Event) -> None:
+        self.first_calls.append(event.id)
         await asyncio.sleep(0.8)
 
-    async def other(event: Event) -> None:
-        second_calls.append(event.id)
+    async def _other(self, event: Event) -> None:
+        self.second_calls.append(event.id)
 
-    first = Inbox(each_store, slow, lease_seconds=0.3, owner="first")
-    second = Inbox(each_store, other, lease_seconds=0.3, owner="second")
+    async def run(self, *handling: Awaitable[int]) -> list[int]:
+        async def poll() -> int:
+            for _ in range(20):
+                await self.second.process()
+                await asyncio.sleep(0.05)
+            return 0
+
+        return list(await asyncio.gather(*handling, poll()))[:-1]
+
+
+async def test_a_handler_that_outlives_its_lease_keeps_it(each_store: Store) -> None:
+    """The inbox renews the lease while the handler runs, so another worker polling the same
+    store never takes the event."""
+    race = _SlowRace(each_store)
     [event] = parse(FakeGraphAPI(seed=5).inbound.whatsapp_text(CUSTOMER, "slow"))
-    await first.record([event])
+    await race.first.record([event])
 
-    async def poll() -> None:
-        for _ in range(20):
-            await second.process()
-            await asyncio.sleep(0.05)
-
-    handled, _ = await asyncio.gather(first.process(), poll())
-
-    assert (handled, first_calls, second_calls) == (1, [event.id], [])
-    assert await second.process() == 0
+    assert await race.run(race.first.process()) == [1]
+    assert (race.first_calls, race.second_calls) == ([event.id], [])
+    assert await race.second.process() == 0
 
 
 async def test_without_renewal_a_slow_handler_loses_its_event_to_another_worker(
     each_store: Store,
 ) -> None:
     """What the renewal prevents, shown on a store without ``inbox_renew``."""
-    store: Any = _Legacy(each_store)
-    second_calls: list[str] = []
-
-    async def slow(_event: Event) -> None:
-        await asyncio.sleep(0.8)
-
-    async def other(event: Event) -> None:
-        second_calls.append(event.id)
-
-    first = Inbox(store, slow, lease_seconds=0.3, owner="first")
-    second = Inbox(store, other, lease_seconds=0.3, owner="second")
+    race = _SlowRace(_Legacy(each_store))
     [event] = parse(FakeGraphAPI(seed=6).inbound.whatsapp_text(CUSTOMER, "slow"))
-    await first.record([event])
+    await race.first.record([event])
 
-    async def poll() -> None:
-        for _ in range(20):
-            await second.process()
-            await asyncio.sleep(0.05)
-
-    await asyncio.gather(first.process(), poll())
-    assert second_calls == [event.id]  # taken over once the first lease ran out
+    await race.run(race.first.process())
+    assert race.second_calls == [event.id]  # taken over once the first lease ran out
 
 
 async def test_one_timer_keeps_every_running_handlers_lease(each_store: Store) -> None:
     """Two slow handlers at once (one per customer), one renewal timer for both."""
     fake = FakeGraphAPI(seed=7)
-    second_calls: list[str] = []
-
-    async def slow(_event: Event) -> None:
-        await asyncio.sleep(0.8)
-
-    async def other(event: Event) -> None:
-        second_calls.append(event.id)
-
-    first = Inbox(each_store, slow, lease_seconds=0.3, owner="first")
-    second = Inbox(each_store, other, lease_seconds=0.3, owner="second")
+    race = _SlowRace(each_store)
     events = [
         *parse(fake.inbound.whatsapp_text("4915100000011", "one")),
         *parse(fake.inbound.whatsapp_text("4915100000012", "two")),
     ]
-    await first.record(events)
-    customers = [customer_key(event) for event in events]
+    await race.first.record(events)
+    one, two = (customer_key(event) for event in events)
 
-    async def poll() -> None:
-        for _ in range(20):
-            await second.process()
-            await asyncio.sleep(0.05)
-
-    handled = await asyncio.gather(
-        first.process([customers[0]]), first.process([customers[1]]), poll()
-    )
-
-    assert handled[:2] == [1, 1] and second_calls == []
+    assert await race.run(race.first.process([one]), race.first.process([two])) == [1, 1]
+    assert race.second_calls == []
