@@ -338,3 +338,48 @@ async def test_a_sqlite_claim_sees_messages_another_process_queued(tmp_path: Pat
     finally:
         await worker.close()
         await web.close()
+
+
+class _WithoutRenewal:
+    """A store as written before ``outbox_renew``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "outbox_renew":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+async def _slow_send_race(store: Any) -> list[dict[str, Any]]:
+    """One worker's send takes 0.8 s against a 0.3 s lease while a second worker drains the same
+    store every 50 ms; every body that went out, from either worker (real time)."""
+
+    async def slow(_sent_before: int) -> None:
+        await asyncio.sleep(0.8)
+
+    slow_client, quick_client = Client(before_send=slow), Client()
+    first = Outbox(store, whatsapp=slow_client, lease_seconds=0.3, owner="first")
+    second = Outbox(store, whatsapp=quick_client, lease_seconds=0.3, owner="second")
+    await store.commit(queue(first, customers=1))
+
+    async def poll() -> None:
+        for _ in range(20):
+            await second.drain()
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(first.drain(), poll())
+    return slow_client.sent + quick_client.sent
+
+
+async def test_a_send_that_outlasts_its_lease_keeps_it(store: Store) -> None:
+    sent = await _slow_send_race(store)
+    assert len(sent) == 1  # the second worker never took it
+    assert await store.outbox_list("pending") == []
+
+
+async def test_without_renewal_a_slow_send_goes_out_twice(store: Store) -> None:
+    # What the renewal prevents, on a store without outbox_renew.
+    sent = await _slow_send_race(_WithoutRenewal(store))
+    assert len(sent) == 2

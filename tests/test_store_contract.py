@@ -333,6 +333,26 @@ async def test_locks_are_exclusive_until_they_expire(store: Store) -> None:
     assert await store.lock_acquire("cust-1", "w3", 30, T0 + timedelta(seconds=42))
 
 
+async def test_outbox_renew_moves_the_end_of_the_owners_leases(store: Store) -> None:
+    await store.commit(Commit(outbox=[out("a1", "a"), out("b1", "b"), out("c1", "c")]))
+    claimed = await store.outbox_claim(T0, 60, "w1", limit=2)
+    assert [item.id for item in claimed] == ["a1", "b1"]
+    renewed = await store.outbox_renew(
+        ["a1", "b1", "c1", "nope"], "w1", T0 + timedelta(seconds=120)
+    )
+    assert sorted(renewed) == ["a1", "b1"]  # c1 was never leased to w1, "nope" does not exist
+    # past the first lease's end, the renewed heads are still held: only c1 is handed out
+    later = await store.outbox_claim(T0 + timedelta(seconds=90), 60, "w2")
+    assert [item.id for item in later] == ["c1"]
+    current = await store.outbox_get("a1")
+    assert current is not None and current.lease_until == T0 + timedelta(seconds=120)
+    taken = await store.outbox_claim(T0 + timedelta(seconds=121), 60, "w2")
+    assert sorted(item.id for item in taken) == ["a1", "b1"]
+    # a lease taken over is no longer w1's to renew
+    assert await store.outbox_renew(["a1"], "w1", T0 + timedelta(seconds=300)) == []
+    assert await store.outbox_renew([], "w2", T0) == []
+
+
 async def test_outbox_hands_out_only_each_customers_head(store: Store) -> None:
     await store.commit(Commit(outbox=[out("a1", "a"), out("b1", "b"), out("a2", "a")]))
     claimed = await store.outbox_claim(T0, 60, "w1")

@@ -421,6 +421,11 @@ class _Drain:
         self.changed = asyncio.Event()
         self.record_timer: asyncio.TimerHandle | None = None
         self.error: Exception | None = None
+        # Leases of messages being sent are renewed every third of the lease, so that a send
+        # held up by pacing or throttling is not taken and sent by another worker meanwhile.
+        self.renew = getattr(outbox.store, "outbox_renew", None)
+        self.renew_timer: asyncio.TimerHandle | None = None
+        self.renewals: set[asyncio.Task[None]] = set()
 
     async def run(self) -> DrainReport:
         try:
@@ -434,6 +439,10 @@ class _Drain:
             except Exception:
                 logger.exception("recording sent outbox messages failed; they may go out again")
             raise
+        finally:
+            if self.renew_timer is not None:
+                self.renew_timer.cancel()
+                self.renew_timer = None
         await self._record()
         return self.report
 
@@ -497,6 +506,41 @@ class _Drain:
             sender = asyncio.create_task(self._sender())
             self.senders.add(sender)
             sender.add_done_callback(self._sender_done)
+        if self.senders and self.renew is not None and self.renew_timer is None:
+            self.renew_timer = asyncio.get_running_loop().call_later(
+                self._renew_interval(), self._renew_tick
+            )
+
+    def _renew_interval(self) -> float:
+        return max(self.outbox.lease_seconds / 3, 0.01)  # a zero lease must not spin the loop
+
+    def _renew_tick(self) -> None:
+        self.renew_timer = None
+        loop = asyncio.get_running_loop()
+        if self.sending:
+            renewal = loop.create_task(self._renew_sending(list(self.sending)))
+            self.renewals.add(renewal)  # held until done: the loop keeps only weak references
+            renewal.add_done_callback(self.renewals.discard)
+        if self.senders:
+            self.renew_timer = loop.call_later(self._renew_interval(), self._renew_tick)
+
+    async def _renew_sending(self, item_ids: list[str]) -> None:
+        outbox = self.outbox
+        assert self.renew is not None
+        until = outbox.clock.now() + timedelta(seconds=outbox.lease_seconds)
+        try:
+            renewed = set(await self.renew(item_ids, outbox.owner, until))
+        except Exception as exc:  # the store is away: try again at the next tick
+            logger.warning("could not renew the leases of messages being sent: %s", exc)
+            return
+        lost = [i for i in item_ids if i not in renewed and i in self.sending]
+        if lost:
+            logger.warning(
+                "lost the lease of %d outbox message(s) while sending them (%s); another worker "
+                "may send them too",
+                len(lost),
+                ", ".join(lost[:5]),
+            )
 
     async def _sender(self) -> None:
         outbox = self.outbox

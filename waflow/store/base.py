@@ -360,6 +360,16 @@ class Store(Protocol):
         """
         ...
 
+    async def outbox_renew(self, item_ids: Sequence[str], owner: str, until: datetime) -> list[str]:
+        """Move the end of ``owner``'s leases on these pending messages to ``until``; return the
+        ids renewed (the others ``owner`` no longer holds).
+
+        The outbox renews the leases of messages whose sends take long (pacing, throttling),
+        so that no other worker sends them meanwhile. Optional: without it a send that outlasts
+        its lease may go out twice.
+        """
+        ...
+
     async def outbox_fail(
         self, item_id: str, owner: str, error: str, retry_at: datetime | None
     ) -> None:

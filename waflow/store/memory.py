@@ -397,6 +397,16 @@ class MemoryStore:
         self._outbox_dequeue(item)
         return True
 
+    async def outbox_renew(self, item_ids: Sequence[str], owner: str, until: datetime) -> list[str]:
+        with self._lock:
+            renewed = []
+            for item_id in item_ids:
+                item = self._leased_outbox(item_id, owner)
+                if item is not None:
+                    self._outbox[item_id] = _evolve(item, lease_until=until)
+                    renewed.append(item_id)
+            return renewed
+
     async def outbox_fail(
         self, item_id: str, owner: str, error: str, retry_at: datetime | None
     ) -> None:

@@ -438,6 +438,22 @@ for i = 3, #ARGV, 4 do
 end
 return completed
 """,
+    # ARGV: prefix, lease_until, owner, then the ids. Returns the ids whose lease `owner` held.
+    "outbox_renew": """
+local lease_until, owner = ARGV[2], ARGV[3]
+local renewed = {}
+for i = 4, #ARGV do
+  local item = P .. 'outbox:item:' .. ARGV[i]
+  local f = redis.call('HMGET', item, 'state', 'lease_owner', 'customer')
+  if f[1] == 'pending' and f[2] == owner then
+    local before = head_of(P .. 'outbox:queue:' .. f[3], f[3])
+    redis.call('HSET', item, 'lease_until', lease_until)
+    sync_head('outbox', f[3], before)
+    renewed[#renewed + 1] = ARGV[i]
+  end
+end
+return renewed
+""",
     # ARGV: prefix, id, owner, error, retry_at ('' parks the message).
     "outbox_fail": """
 local id, owner, err, retry_at = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -894,6 +910,13 @@ class RedisStore:
         for done in completions:
             args += [done.item_id, _ts(done.sent_at), *_optional(done.message_id)]
         return int(await self._script("outbox_complete", *args))
+
+    async def outbox_renew(self, item_ids: Sequence[str], owner: str, until: datetime) -> list[str]:
+        """Move the end of ``owner``'s leases on these messages; the ids renewed."""
+        if not item_ids:
+            return []
+        renewed = await self._script("outbox_renew", _ts(until), owner, *item_ids)
+        return [_text(item_id) for item_id in renewed]
 
     async def outbox_fail(
         self, item_id: str, owner: str, error: str, retry_at: datetime | None

@@ -711,6 +711,29 @@ class SQLiteStore:
             return 0
         return await self._run_in_thread(complete)
 
+    async def outbox_renew(self, item_ids: Sequence[str], owner: str, until: datetime) -> list[str]:
+        def renew(db: sqlite3.Connection) -> list[str]:
+            renewed: list[str] = []
+            customers: list[str] = []
+            for item_id in item_ids:
+                row = db.execute(
+                    "SELECT customer FROM outbox WHERE id = ? AND lease_owner = ?"
+                    " AND state = 'pending'",
+                    (item_id, owner),
+                ).fetchone()
+                if row is not None:
+                    db.execute(
+                        "UPDATE outbox SET lease_until = ? WHERE id = ?", (_ts(until), item_id)
+                    )
+                    renewed.append(item_id)
+                    customers.append(row["customer"])
+            _sync_heads(db, customers)  # a head is ready again when its lease ends
+            return renewed
+
+        if not item_ids:
+            return []
+        return await self._run_in_thread(renew)
+
     async def outbox_fail(
         self, item_id: str, owner: str, error: str, retry_at: datetime | None
     ) -> None:
