@@ -353,6 +353,22 @@ async def test_outbox_renew_moves_the_end_of_the_owners_leases(store: Store) -> 
     assert await store.outbox_renew([], "w2", T0) == []
 
 
+async def test_outbox_renew_of_two_messages_of_one_customer(store: Store) -> None:
+    # A parked message put back in line while the customer's next one is leased: both are held
+    # by the same worker at once, and renewing both must work.
+    await store.commit(Commit(outbox=[out("a1", "a"), out("a2", "a")]))
+    await store.outbox_claim(T0, 60, "w")
+    await store.outbox_fail("a1", "w", "boom", None)  # parked
+    [second] = await store.outbox_claim(T0, 60, "w")
+    assert second.id == "a2"
+    assert await store.outbox_retry("a1", T0)
+    [first] = await store.outbox_claim(T0, 60, "w")
+    assert first.id == "a1"
+    renewed = await store.outbox_renew(["a1", "a2"], "w", T0 + timedelta(seconds=120))
+    assert sorted(renewed) == ["a1", "a2"]
+    assert await store.outbox_claim(T0 + timedelta(seconds=90), 60, "w2") == []
+
+
 async def test_outbox_hands_out_only_each_customers_head(store: Store) -> None:
     await store.commit(Commit(outbox=[out("a1", "a"), out("b1", "b"), out("a2", "a")]))
     claimed = await store.outbox_claim(T0, 60, "w1")

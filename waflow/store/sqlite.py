@@ -727,7 +727,9 @@ class SQLiteStore:
                     )
                     renewed.append(item_id)
                     customers.append(row["customer"])
-            _sync_heads(db, customers)  # a head is ready again when its lease ends
+            # Once per customer (two of its messages can be leased at once after a retry);
+            # a head is ready again when its lease ends.
+            _sync_heads(db, dict.fromkeys(customers))
             return renewed
 
         if not item_ids:
