@@ -11,7 +11,7 @@ import pytest
 from tests.spec import WEBHOOK_PATH, request_examples
 from waflow.errors import WebhookPayloadError
 from waflow.events import Event, Unsupported
-from waflow.webhooks import parse
+from waflow.webhooks import _load, parse
 from waflow.whatsapp.events import (
     TemplateCategoryUpdate,
     TemplateQualityUpdate,
@@ -523,3 +523,60 @@ def test_unknown_object_kinds_become_unsupported_events() -> None:
         {"object": "instagram", "entry": [{"id": "1", "time": 1}, {"id": "2", "time": 2}]}
     )
     assert [type(e) for e in events] == [Unsupported, Unsupported]
+
+
+def _text_body(text_json: str) -> bytes:
+    """A one-message body whose text is the JSON string literal ``text_json`` (escapes kept)."""
+    return (
+        b'{"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": '
+        b'"messages", "value": {"messages": [{"from": "4915", "id": "wamid.J", "timestamp": "1",'
+        b' "type": "text", "text": {"body": ' + text_json.encode() + b"}}]}}]}]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text_json", "expected"),
+    [
+        ('"\\ud83d\\ude00 gr\\u00fc\\u00df"', "😀 grüß"),  # escaped pair: the emoji
+        ('"caf\\u00e9 \\ud83d"', "café \ud83d"),  # a lone surrogate (a cut-off emoji) is kept
+        ('"tab\\tquote\\""', 'tab\tquote"'),
+    ],
+)
+def test_text_escapes_decode_as_the_standard_library_does(text_json: str, expected: str) -> None:
+    body = _text_body(text_json)
+    (event,) = parse(body)
+    assert isinstance(event, WhatsAppMessage)
+    assert event.text == expected == json.loads(text_json)
+    # The same body as a str (how some frameworks hand it over) reads the same.
+    (again,) = parse(body.decode())
+    assert isinstance(again, WhatsAppMessage) and again.text == expected
+
+
+def test_a_str_body_holding_a_lone_surrogate_still_parses() -> None:
+    # A str that is not encodable as UTF-8 (decoded with surrogateescape, say) is not refused.
+    body = _text_body('"x"').decode().replace('"x"', '"x\ud800"')
+    (event,) = parse(body)
+    assert isinstance(event, WhatsAppMessage) and event.text == "x\ud800"
+
+
+def test_deep_but_valid_json_parses_like_the_standard_library() -> None:
+    # Nesting the fast parser refuses (over 200 levels) but Python's json reads: not a 400.
+    deep = "[" * 300 + "]" * 300
+    body = _text_body('"x"').replace(b'"type": "text"', f'"deep": {deep}, "type": "text"'.encode())
+    (event,) = parse(body)
+    assert isinstance(event, WhatsAppMessage) and event.raw["deep"] == json.loads(deep)
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview, lambda b: b.decode()])
+def test_every_body_type_parses_the_same(wrap: Any) -> None:
+    (event,) = parse(wrap(_text_body('"hallo"')))
+    assert isinstance(event, WhatsAppMessage) and event.text == "hallo"
+
+
+def test_spec_examples_load_to_what_the_standard_library_reads(
+    examples: dict[str, dict[str, Any]],
+) -> None:
+    for name, body in examples.items():
+        for ascii_only in (True, False):  # \u escapes, and UTF-8 bytes
+            encoded = json.dumps(body, ensure_ascii=ascii_only).encode()
+            assert _load(encoded) == json.loads(encoded), name

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
+from pydantic_core import from_json
 
 from waflow.errors import WebhookPayloadError, WebhookVerificationError
 from waflow.events import Event, Unsupported, utc_from_unix
@@ -157,28 +158,42 @@ def verify_subscription(params: Mapping[str, str], verify_token: str | SecretStr
     return challenge
 
 
-def _load(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+def _load(body: bytes | bytearray | memoryview | str | Mapping[str, Any]) -> Mapping[str, Any]:
     # Concrete types first: bytes is what a server hands over, and an ABC check is slower.
-    if isinstance(body, (bytes, bytearray, memoryview)):
+    if not isinstance(body, (bytes, bytearray, memoryview, str)):
+        if isinstance(body, Mapping):
+            return body
+        raise WebhookPayloadError(f"body must be bytes, str or a dict, not {type(body).__name__}")
+    if isinstance(body, memoryview):  # the one of the four that pydantic-core does not take
+        body = body.tobytes()
+    try:
+        # pydantic-core's parser reads the bytes in one pass, about twice as fast as
+        # decode + json.loads on Meta's bodies. It is stricter (lone surrogate escapes, nesting
+        # over 200, a str holding a lone surrogate, which it reports as a TypeError): whatever it
+        # refuses goes through the standard library, whose answer (a value, or the reason it is
+        # not JSON) is the one given.
+        loaded = from_json(body, cache_strings="keys")
+    except (ValueError, TypeError):
+        loaded = _load_stdlib(body)
+    if not isinstance(loaded, dict):  # both parsers make dicts of objects
+        raise WebhookPayloadError(f"body must be a JSON object, got {type(loaded).__name__}")
+    return loaded
+
+
+def _load_stdlib(body: bytes | bytearray | memoryview | str) -> Any:
+    if isinstance(body, str):
+        text = body
+    else:
         try:
             text = bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise WebhookPayloadError(f"body is not UTF-8: {exc.reason}") from None
-    elif isinstance(body, str):
-        text = body
-    elif isinstance(body, Mapping):
-        return body
-    else:
-        raise WebhookPayloadError(f"body must be bytes, str or a dict, not {type(body).__name__}")
     try:
-        loaded = json.loads(text)
+        return json.loads(text)
     except RecursionError:
         raise WebhookPayloadError("body is not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise WebhookPayloadError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(loaded, dict):  # json.loads makes dicts of objects
-        raise WebhookPayloadError(f"body must be a JSON object, got {type(loaded).__name__}")
-    return loaded
 
 
 def parse(
