@@ -22,6 +22,11 @@ short-circuits the work, except in the ``duplicates`` group, which redelivers bo
   then ``wa.webhook_update_handler(body)``: the documented way to feed pywa from one's own server.
   Its dedupe is an in-process LRU of body hashes.
 
+- *floor* (a table, not a contender): the steps any design must take to hand a handler a
+  pydantic-validated event, each the cheapest way at hand and timed alone (HMAC, pydantic-core's
+  JSON parser, one ``WhatsAppMessage.model_validate``), and the one store call a durable inbox
+  adds (``MemoryStore.inbox_add``): the most events/s such a design could reach against pywa.
+
 Groups: ``texts`` (text messages from many customers), ``mix`` (half delivery statuses, a quarter
 texts, a quarter button replies), ``duplicates`` (bodies every contender has handled before). After
 timing, every contender's handlers must have run exactly once per distinct event, or the script
@@ -35,7 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import hashlib
+import hmac
 import itertools
+import json
 import logging
 import statistics
 import sys
@@ -64,13 +72,16 @@ from _bench import (
     time_async,
     write_result,
 )
+from pydantic_core import from_json
 from pywa.client import WhatsApp as PywaWhatsApp
 
 import waflow
 from waflow.app import _accepted_body as accepted_body  # the step App.dispatch takes
 from waflow.store import MemoryStore, SQLiteStore, Store
+from waflow.store.base import NewInboxItem
 from waflow.testing import FakeGraphAPI
 from waflow.webhooks import parse, verify_signature
+from waflow.whatsapp.events import WhatsAppMessage
 
 NAME = "webhook_ingest"
 TITLE = "Webhook ingest: verify + parse + dedupe + dispatch"
@@ -372,13 +383,15 @@ async def stage_times(
     contenders = Contenders(fake, directory, statuses=False)
     per_round = len(deliveries) // rounds
     timed = (PYWA, *APPS)
-    samples: dict[str, dict[str, list[float]]] = {name: {} for name in timed}
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in (*timed, FLOOR)}
     try:
         for number in range(rounds):
             chunk = deliveries[number * per_round : (number + 1) * per_round]
-            for name in timed:
+            for name in (*timed, FLOOR):
                 if name == PYWA:
                     totals = _pywa_stages(contenders.pywa, chunk)
+                elif name == FLOOR:
+                    totals = await _floor_stages(fake.app_secret, chunk)
                 else:
                     totals = await _waflow_stages(contenders.apps[name], fake.app_secret, chunk)
                 for stage, nanoseconds in totals.items():
@@ -435,6 +448,58 @@ async def _waflow_stages(
     return totals
 
 
+#: The least any design must spend per text delivery to hand a handler a pydantic-typed event
+#: (each step the cheapest way at hand), and the least a durable inbox adds: one store call.
+FLOOR_STAGES = (
+    "HMAC-SHA256 of the body, compared with the header",
+    "JSON decode (pydantic-core's parser, the fastest at hand)",
+    "one pydantic validation of the message (its fields prepared untimed)",
+    "one store call recording the event (MemoryStore.inbox_add)",
+)
+FLOOR = "floor"
+
+
+async def _floor_stages(secret: str, deliveries: Sequence[Delivery]) -> dict[str, int]:
+    """Time the floor's steps on ``deliveries``: each alone, with nothing around it."""
+    totals = dict.fromkeys(FLOOR_STAGES, 0)
+    key = secret.encode()
+    store = MemoryStore()
+    clock = time.perf_counter_ns
+    for delivery in deliveries:
+        # Untimed: the dict the validation takes, as parse builds it for a one-message body.
+        body = json.loads(delivery.body)
+        value = body["entry"][0]["changes"][0]["value"]
+        message = value["messages"][0]
+        contact = value["contacts"][0]
+        fields = {
+            **message,
+            "phone_number_id": value["metadata"]["phone_number_id"],
+            "sender_id": message["from"],
+            "profile_name": contact["profile"]["name"],
+            "wa_id": contact["wa_id"],
+            "user_id": contact["user_id"],
+            "raw": message,
+        }
+        t0 = clock()
+        digest = hmac.new(key, delivery.body, hashlib.sha256).hexdigest()
+        matches = hmac.compare_digest("sha256=" + digest, delivery.signature)
+        t1 = clock()
+        from_json(delivery.body, cache_strings="keys")
+        t2 = clock()
+        event = WhatsAppMessage.model_validate(fields)
+        t3 = clock()
+        item = NewInboxItem(event.dedupe_key, event.sender_id, {"object": event})
+        t4 = clock()
+        added = await store.inbox_add([item], event.timestamp)
+        t5 = clock()
+        require(matches and added == [True], "the floor's steps did not do their job")
+        steps = (t1 - t0, t2 - t1, t3 - t2, t5 - t4)
+        for stage, nanoseconds in zip(FLOOR_STAGES, steps, strict=True):
+            totals[stage] += nanoseconds
+    await store.close()
+    return totals
+
+
 def stage_table(stages: dict[str, dict[str, float]]) -> Table:
     """The stage breakdown as a table: one column per contender, µs per delivery."""
     waflow_names = list(APPS)
@@ -457,6 +522,39 @@ def stage_table(stages: dict[str, dict[str, float]]) -> Table:
         columns=["step", PYWA, *APPS],
         rows=rows,
         numeric=[False, True, *(True for _ in APPS)],
+    )
+
+
+def floor_table(stages: dict[str, dict[str, float]]) -> Table:
+    """The floor's steps, their sums, and the best waflow ÷ pywa any design on that floor reaches."""
+    floor = stages[FLOOR]
+    pywa = sum(stages[PYWA].values())
+    typed = sum(floor[stage] for stage in FLOOR_STAGES[:3])
+    durable = typed + floor[FLOOR_STAGES[3]]
+    rows = [[stage, f"{floor[stage]:.1f}", ""] for stage in FLOOR_STAGES]
+    rows += [
+        ["pywa's whole path (validator and handler, the table above)", f"{pywa:.1f}", "1.00"],
+        [
+            f"{TARGET:g} × pywa's rate: the time left per event",
+            f"{pywa / TARGET:.1f}",
+            f"{TARGET:.2f}",
+        ],
+        [
+            "**typed event, nothing else** (first three steps)",
+            f"**{typed:.1f}**",
+            f"{pywa / typed:.2f}",
+        ],
+        ["**and recorded** (all four steps)", f"**{durable:.1f}**", f"{pywa / durable:.2f}"],
+    ]
+    return Table(
+        title=(
+            "The floor (texts; µs per delivery, each step timed alone): what any design spends to "
+            "hand a handler a validated pydantic event, and the most events/s it could reach "
+            "against pywa with no parse walk, dedupe, routing, answer or settling"
+        ),
+        columns=["step", "µs", "best waflow ÷ pywa"],
+        rows=rows,
+        numeric=[False, True, True],
     )
 
 
@@ -523,7 +621,7 @@ def measure(settings: Settings) -> BenchResult:
         groups=groups,
         ratios=ratios,
         rate_unit="event",
-        tables=[stage_table(stages)],
+        tables=[stage_table(stages), floor_table(stages)],
         notes=[
             "One call = one signed webhook POST holding one event, every body distinct (new "
             "message ids) except in `duplicates`, which redelivers "
