@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from waflow import App
@@ -30,19 +31,24 @@ def _app(fake: FakeGraphAPI, text: str) -> App:
     return app
 
 
-def test_fastapi_adapter(fake: FakeGraphAPI) -> None:
+async def test_fastapi_adapter(fake: FakeGraphAPI) -> None:
     pytest.importorskip("fastapi")
     from fastapi_app import create_api
-    from starlette.testclient import TestClient
 
-    client = TestClient(create_api(_app(fake, "Hallo aus FastAPI!")))
-    hello = client.get(
-        "/webhook", params={"hub.mode": "subscribe", "hub.verify_token": "vt", "hub.challenge": "7"}
-    )
-    assert (hello.status_code, hello.text) == (200, "7")
-    raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", "Hi"))
-    assert client.post("/webhook", content=raw, headers=headers).status_code == 200
-    assert client.post("/webhook", content=raw + b" ", headers=headers).status_code == 403
+    # Through httpx's ASGI transport, as a server would call it (Starlette's TestClient now
+    # warns that it wants another HTTP client).
+    api = create_api(_app(fake, "Hallo aus FastAPI!"))
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+        hello = await client.get(
+            "/webhook",
+            params={"hub.mode": "subscribe", "hub.verify_token": "vt", "hub.challenge": "7"},
+        )
+        assert (hello.status_code, hello.text) == (200, "7")
+        raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", "Hi"))
+        assert (await client.post("/webhook", content=raw, headers=headers)).status_code == 200
+        tampered = await client.post("/webhook", content=raw + b" ", headers=headers)
+        assert tampered.status_code == 403
     assert fake.sent.texts() == ["Hallo aus FastAPI!"]
 
 
