@@ -8,7 +8,10 @@ store that offers neither shortcut (written before them) still gets every event 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,6 +272,59 @@ async def test_without_renewal_a_slow_handler_loses_its_event_to_another_worker(
 
     await race.run(race.first.process())
     assert race.second_calls == [event.id]  # taken over once the first lease ran out
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_handlers_on_two_event_loops_keep_their_leases(kind: str, tmp_path: Path) -> None:
+    """One inbox serving two threads, each with a loop of its own (``App.dispatch_sync`` under a
+    threaded WSGI server): the quick request's loop ends while the slow handler still runs on
+    the other, whose lease must go on being renewed there. Another worker polls meanwhile."""
+    store: Store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "w.db")
+    fake = FakeGraphAPI(seed=8)
+    slow, quick = (
+        *parse(fake.inbound.whatsapp_text("4915100000021", "slow")),
+        *parse(fake.inbound.whatsapp_text("4915100000022", "quick")),
+    )
+    first_calls: list[str] = []
+    second_calls: list[str] = []
+
+    async def first_handler(event: Event) -> None:
+        first_calls.append(event.id)
+        await asyncio.sleep(0.9 if event.id == slow.id else 0.05)
+
+    async def second_handler(event: Event) -> None:
+        second_calls.append(event.id)
+
+    first = Inbox(store, first_handler, lease_seconds=0.3, owner="first")
+    second = Inbox(store, second_handler, lease_seconds=0.3, owner="second")
+    asyncio.run(first.record([slow, quick]))
+
+    def serve(event: Event) -> None:
+        asyncio.run(first.process([customer_key(event)]))
+
+    threads = [threading.Thread(target=serve, args=(event,)) for event in (slow, quick)]
+    threads[0].start()
+    time.sleep(0.05)
+    threads[1].start()
+
+    async def poll() -> None:
+        for _ in range(24):
+            await second.process()
+            await asyncio.sleep(0.05)
+
+    asyncio.run(poll())
+    for thread in threads:
+        thread.join(timeout=5)
+    assert sorted(first_calls) == sorted([slow.id, quick.id])
+    assert second_calls == []  # the slow event's lease was kept on its own loop
+
+    # Loops that were closed after their request are forgotten when the next one comes.
+    [later] = parse(fake.inbound.whatsapp_text("4915100000023", "later"))
+    asyncio.run(first.record([later]))
+    serve(later)
+    keeper = first._keeper
+    assert keeper is not None and len(keeper._loops) <= 1
+    asyncio.run(store.close())
 
 
 async def test_one_timer_keeps_every_running_handlers_lease(each_store: Store) -> None:

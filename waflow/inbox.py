@@ -70,54 +70,80 @@ def _deserialize(stored: dict[str, Any]) -> Event:
     return cls.model_validate(stored["data"])
 
 
+class _LoopLeases:
+    """What one event loop's handlers hold: their keys, the loop's timer, renewals under way."""
+
+    __slots__ = ("loop", "renewals", "running", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.running: set[str] = set()
+        self.timer: asyncio.TimerHandle | None = None
+        self.renewals: set[asyncio.Task[None]] = set()
+
+
 class _LeaseKeeper:
     """Renews the leases of the events whose handlers are running, every third of the lease.
 
-    One timer for all of them, not one per event: it is set when a handler starts and none is
-    pending, and it keeps ticking while any handler runs; each tick renews every running event,
-    so the first renewal comes at most a third of the lease after a handler starts (a handler
-    starts with at least half its lease left). Timed by the event loop, not the app's clock: a
-    handler is slow in real time, and a frozen test clock must not move on its own.
+    One timer per event loop for all its handlers, not one per event: it is set when a handler
+    starts and none is pending, and it keeps ticking while any handler of that loop runs; each
+    tick renews every running event, so the first renewal comes at most a third of the lease
+    after a handler starts (a handler starts with at least half its lease left). Timed by the
+    event loop, not the app's clock: a handler is slow in real time, and a frozen test clock
+    must not move on its own.
+
+    One inbox can serve several loops at once (``App.dispatch_sync`` runs each request in a loop
+    of its own, on the web server's threads): each loop's handlers are renewed by that loop's
+    timer, and no loop is ever touched from another's callback.
     """
 
     def __init__(self, inbox: Inbox, renew: Callable[[str, str, datetime], Awaitable[bool]]):
         self._inbox = inbox
         self._renew = renew
-        self._running: set[str] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._renewals: set[asyncio.Task[None]] = set()
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopLeases] = {}
 
     @property
     def _interval(self) -> float:
         return max(self._inbox.lease_seconds / 3, 0.01)  # a zero lease must not spin the loop
 
     def hold(self, key: str) -> None:
-        """A handler of ``key`` starts: keep its lease until :meth:`release`."""
+        """A handler of ``key`` starts on the running loop: keep its lease until :meth:`release`."""
         loop = asyncio.get_running_loop()
-        self._running.add(key)
-        if self._timer is None or self._loop is not loop:  # none pending in this loop
-            self._loop = loop
-            self._timer = loop.call_later(self._interval, self._tick)
+        leases = self._loops.get(loop)
+        if leases is None:
+            # A loop seen for the first time (another thread, or the next request's loop of
+            # dispatch_sync): forget the loops closed since, whose timers will never fire.
+            for closed in [other for other in self._loops if other.is_closed()]:
+                del self._loops[closed]
+            leases = self._loops[loop] = _LoopLeases(loop)
+        leases.running.add(key)
+        if leases.timer is None:
+            leases.timer = loop.call_later(self._interval, self._tick, leases)
 
     def release(self, key: str) -> None:
         """The handler of ``key`` returned or raised: renew its lease no more."""
-        self._running.discard(key)
+        leases = self._loops.get(asyncio.get_running_loop())
+        if leases is not None:
+            leases.running.discard(key)
 
-    def _tick(self) -> None:
-        self._timer = None
-        loop = self._loop
-        if not self._running or loop is None:
+    def _tick(self, leases: _LoopLeases) -> None:
+        leases.timer = None
+        if not leases.running:
+            # Nothing runs on this loop: forget it (its next handler starts afresh), so a loop
+            # that was closed after its request is not kept.
+            if self._loops.get(leases.loop) is leases:
+                del self._loops[leases.loop]
             return
-        renewal = loop.create_task(self._renew_all(list(self._running)))
-        self._renewals.add(renewal)  # held until done: the loop keeps only weak references
-        renewal.add_done_callback(self._renewals.discard)
-        self._timer = loop.call_later(self._interval, self._tick)
+        renewal = leases.loop.create_task(self._renew_all(leases, list(leases.running)))
+        leases.renewals.add(renewal)  # held until done: the loop keeps only weak references
+        renewal.add_done_callback(leases.renewals.discard)
+        leases.timer = leases.loop.call_later(self._interval, self._tick, leases)
 
-    async def _renew_all(self, keys: list[str]) -> None:
+    async def _renew_all(self, leases: _LoopLeases, keys: list[str]) -> None:
         inbox = self._inbox
+        running = leases.running
         for key in keys:
-            if key not in self._running:
+            if key not in running:
                 continue
             until = inbox.clock.now() + timedelta(seconds=inbox.lease_seconds)
             try:
@@ -125,9 +151,9 @@ class _LeaseKeeper:
             except Exception as exc:  # the store is away: try again at the next tick
                 logger.warning("could not renew the lease of a handled event: %s", exc)
                 continue
-            if renewed or key not in self._running:  # renewed, or settled meanwhile
+            if renewed or key not in running:  # renewed, or settled meanwhile
                 continue
-            self._running.discard(key)
+            running.discard(key)
             logger.warning(
                 "lost the lease of a %s event while its handler ran (longer than %.0f s?); "
                 "another worker may handle it too",
