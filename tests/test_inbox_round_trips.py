@@ -308,6 +308,7 @@ def test_handlers_on_two_event_loops_keep_their_leases(kind: str, tmp_path: Path
     threads[1].start()
 
     async def poll() -> None:
+        await asyncio.sleep(0.15)  # both requests' handlers have started
         for _ in range(24):
             await second.process()
             await asyncio.sleep(0.05)
@@ -315,8 +316,8 @@ def test_handlers_on_two_event_loops_keep_their_leases(kind: str, tmp_path: Path
     asyncio.run(poll())
     for thread in threads:
         thread.join(timeout=5)
-    assert sorted(first_calls) == sorted([slow.id, quick.id])
-    assert second_calls == []  # the slow event's lease was kept on its own loop
+    assert sorted(first_calls + second_calls) == sorted([slow.id, quick.id])  # each once
+    assert slow.id in first_calls and slow.id not in second_calls  # its lease was kept
 
     # Loops that were closed after their request are forgotten when the next one comes.
     [later] = parse(fake.inbound.whatsapp_text("4915100000023", "later"))

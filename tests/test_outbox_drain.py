@@ -7,6 +7,7 @@ drain in the middle: what is claimed, how many sends are under way, what is reco
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -383,3 +384,53 @@ async def test_without_renewal_a_slow_send_goes_out_twice(store: Store) -> None:
     # What the renewal prevents, on a store without outbox_renew.
     sent = await _slow_send_race(_WithoutRenewal(store))
     assert len(sent) == 2
+
+
+async def test_messages_waiting_behind_slow_sends_keep_their_leases(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three messages claimed at once by a drain that sends one at a time, 0.5 s each, against a
+    # 0.6 s lease: the third waits a whole second. It must stay leased while it waits (else it
+    # could be popped with little lease left, or another worker could take it), and go out
+    # from this drain, once.
+    async def slow(_sent_before: int) -> None:
+        await asyncio.sleep(0.5)
+
+    client = Client(before_send=slow)
+    outbox = Outbox(
+        store, whatsapp=client, lease_seconds=0.6, owner="first", batch_size=3, concurrency=1
+    )
+    commit = queue(outbox, customers=3)
+    await store.commit(commit)
+    last = commit.outbox[-1].id
+
+    async def watch() -> tuple[str | None, bool]:
+        await asyncio.sleep(0.8)  # the first lease ran out at 0.6; the last message still waits
+        item = await store.outbox_get(last)
+        assert item is not None and item.lease_until is not None
+        return item.lease_owner, item.lease_until > outbox.clock.now()
+
+    with caplog.at_level(logging.WARNING, logger="waflow"):
+        report, (owner, leased) = await asyncio.gather(outbox.drain(), watch())
+    assert (owner, leased) == ("first", True)
+    assert report.sent == 3 and len(client.sent) == 3
+    assert "lease ran out" not in caplog.text
+
+
+async def test_messages_queued_while_the_only_sender_finishes_are_sent(store: Store) -> None:
+    # concurrency=1: the next claim can come after the one sender returned but before its
+    # done-callback ran (the memory store never suspends during a claim). It must still start a
+    # sender for what it claimed, not wait for ever.
+    client = Client()
+    outbox = Outbox(store, whatsapp=client, batch_size=2, concurrency=1)
+    first, *later = queue(outbox, customers=3).outbox
+    await store.commit(Commit(outbox=[first]))
+
+    async def queue_more() -> None:
+        await asyncio.sleep(0)  # while the first send is under way
+        await store.commit(Commit(outbox=later))
+
+    report, _ = await asyncio.wait_for(asyncio.gather(outbox.drain(), queue_more()), timeout=10)
+    sent = report.sent + (await outbox.drain()).sent  # what the first drain did not claim
+    assert sent == 3 and len(client.sent) == 3
+    assert await store.outbox_list("pending") == []

@@ -31,7 +31,7 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -502,7 +502,10 @@ class _Drain:
                 self.queue.append(item.id)
             if item.id not in self.sending:
                 self.waiting[item.id] = item
-        for _ in range(min(len(self.queue), outbox.concurrency - len(self.senders))):
+        # A sender that has returned but whose done-callback has not run yet is still in
+        # `senders`: counting it would start none here, and nothing would send what was queued.
+        live = sum(1 for sender in self.senders if not sender.done())
+        for _ in range(min(len(self.queue), outbox.concurrency - live)):
             sender = asyncio.create_task(self._sender())
             self.senders.add(sender)
             sender.add_done_callback(self._sender_done)
@@ -517,14 +520,19 @@ class _Drain:
     def _renew_tick(self) -> None:
         self.renew_timer = None
         loop = asyncio.get_running_loop()
-        if self.sending:
-            renewal = loop.create_task(self._renew_sending(list(self.sending)))
+        # Every message this drain holds and has not settled: being sent, waiting in the queue
+        # (it may be popped with little lease left, then held up by pacing), and sent but not
+        # yet recorded (until recorded, an expired lease would hand it to another worker).
+        held = [*self.sending, *self.waiting]
+        held += [done.item_id for done in self.outbox._unrecorded]
+        if held:
+            renewal = loop.create_task(self._renew_held(held))
             self.renewals.add(renewal)  # held until done: the loop keeps only weak references
             renewal.add_done_callback(self.renewals.discard)
         if self.senders:
             self.renew_timer = loop.call_later(self._renew_interval(), self._renew_tick)
 
-    async def _renew_sending(self, item_ids: list[str]) -> None:
+    async def _renew_held(self, item_ids: list[str]) -> None:
         outbox = self.outbox
         assert self.renew is not None
         until = outbox.clock.now() + timedelta(seconds=outbox.lease_seconds)
@@ -533,6 +541,10 @@ class _Drain:
         except Exception as exc:  # the store is away: try again at the next tick
             logger.warning("could not renew the leases of messages being sent: %s", exc)
             return
+        for item_id in renewed:
+            waiting = self.waiting.get(item_id)
+            if waiting is not None:  # its turn checks the lease it holds: the renewed one
+                self.waiting[item_id] = replace(waiting, lease_until=until)
         lost = [i for i in item_ids if i not in renewed and i in self.sending]
         if lost:
             logger.warning(
