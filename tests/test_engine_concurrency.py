@@ -1,4 +1,5 @@
-"""Two worker processes on one Redis: every transition exactly once, each customer's order kept."""
+"""Two worker processes on one store (Redis, or one SQLite file): every transition exactly once,
+each customer's order kept."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.engine_flows import CountFlow
+from tests.store_worker import shared_store
 from waflow.flows.engine import Engine
 from waflow.flows.identity import LinkedId
-from waflow.store.redis import RedisStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMERS, EACH = 20, 10  # 200 events
@@ -23,7 +24,7 @@ async def _worker(url: str, prefix: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.redis_worker",
+        "tests.store_worker",
         url,
         prefix,
         str(CUSTOMERS),
@@ -37,9 +38,20 @@ async def _worker(url: str, prefix: str) -> asyncio.subprocess.Process:
 
 @pytest.mark.redis
 @pytest.mark.slow
-async def test_two_workers_apply_every_event_once_in_order(clean_redis_url: str) -> None:
+async def test_two_workers_on_redis_apply_every_event_once_in_order(clean_redis_url: str) -> None:
     prefix = f"waflow-test-{uuid.uuid4().hex[:8]}:"
-    workers = [await _worker(clean_redis_url, prefix) for _ in range(2)]
+    await _two_workers(clean_redis_url, prefix)
+
+
+@pytest.mark.slow
+async def test_two_workers_on_one_sqlite_file_apply_every_event_once_in_order(
+    tmp_path: Path,
+) -> None:
+    await _two_workers(f"sqlite:///{tmp_path / 'shared.db'}", "")
+
+
+async def _two_workers(url: str, prefix: str) -> None:
+    workers = [await _worker(url, prefix) for _ in range(2)]
     outputs = await asyncio.wait_for(
         asyncio.gather(*(w.communicate() for w in workers)), timeout=240
     )
@@ -53,7 +65,7 @@ async def test_two_workers_apply_every_event_once_in_order(clean_redis_url: str)
     assert sum(handled) == CUSTOMERS * EACH
     assert min(handled) > 0, handled
 
-    store = RedisStore.from_url(clean_redis_url, prefix=prefix)
+    store = shared_store(url, prefix)
     engine = Engine(CountFlow, store=store)
     try:
         for c in range(CUSTOMERS):

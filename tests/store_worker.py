@@ -1,8 +1,9 @@
-"""A worker process for the Redis concurrency test.
+"""A worker process for the concurrency test: several processes on one shared store.
 
-``python -m tests.redis_worker <redis url> <prefix> <customers> <each>`` dispatches every webhook
-of the test, in order, to its own App on the shared Redis (the other worker gets the same
-deliveries, as behind a load balancer that retries), then keeps handling until every event is.
+``python -m tests.store_worker <store url> <prefix> <customers> <each>`` dispatches every webhook
+of the test, in order, to its own App on the shared store (a Redis with ``prefix``, or a SQLite
+file; the other worker gets the same deliveries, as behind a load balancer that retries), then
+keeps handling until every event is.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tests.engine_flows import CountFlow
 from waflow import App
 from waflow.app import WebhookRequest
 from waflow.flows.engine import Engine
-from waflow.store.redis import RedisStore
+from waflow.store import Store, open_store
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.webhooks import sign
 
@@ -30,9 +31,18 @@ def bodies(customers: int, each: int) -> list[bytes]:
     return built
 
 
+def shared_store(url: str, prefix: str) -> Store:
+    """The store every worker of the test opens: Redis under ``prefix``, or the SQLite file."""
+    if url.startswith("redis"):
+        from waflow.store.redis import RedisStore
+
+        return RedisStore.from_url(url, prefix=prefix)
+    return open_store(url)
+
+
 async def main(url: str, prefix: str, customers: int, each: int) -> None:
     fake = FakeGraphAPI(seed=11)
-    store = RedisStore.from_url(url, prefix=prefix)
+    store = shared_store(url, prefix)
     engine = Engine(CountFlow, store=store, whatsapp_number=fake.phone_number_id)
     app = App(
         app_secret=fake.app_secret, store=store, whatsapp=fake.async_whatsapp(), engine=engine
