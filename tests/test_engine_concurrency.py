@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CUSTOMERS, EACH = 20, 10  # 200 events
 
 
-async def _worker(url: str, prefix: str) -> asyncio.subprocess.Process:
+async def _worker(
+    url: str, prefix: str, index: int, workers: int, barrier: Path
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -29,6 +31,9 @@ async def _worker(url: str, prefix: str) -> asyncio.subprocess.Process:
         prefix,
         str(CUSTOMERS),
         str(EACH),
+        str(index),
+        str(workers),
+        str(barrier),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -38,20 +43,22 @@ async def _worker(url: str, prefix: str) -> asyncio.subprocess.Process:
 
 @pytest.mark.redis
 @pytest.mark.slow
-async def test_two_workers_on_redis_apply_every_event_once_in_order(clean_redis_url: str) -> None:
+async def test_two_workers_on_redis_apply_every_event_once_in_order(
+    clean_redis_url: str, tmp_path: Path
+) -> None:
     prefix = f"waflow-test-{uuid.uuid4().hex[:8]}:"
-    await _two_workers(clean_redis_url, prefix)
+    await _two_workers(clean_redis_url, prefix, tmp_path)
 
 
 @pytest.mark.slow
 async def test_two_workers_on_one_sqlite_file_apply_every_event_once_in_order(
     tmp_path: Path,
 ) -> None:
-    await _two_workers(f"sqlite:///{tmp_path / 'shared.db'}", "")
+    await _two_workers(f"sqlite:///{tmp_path / 'shared.db'}", "", tmp_path)
 
 
-async def _two_workers(url: str, prefix: str) -> None:
-    workers = [await _worker(url, prefix) for _ in range(2)]
+async def _two_workers(url: str, prefix: str, barrier: Path) -> None:
+    workers = [await _worker(url, prefix, index, 2, barrier) for index in range(2)]
     outputs = await asyncio.wait_for(
         asyncio.gather(*(w.communicate() for w in workers)), timeout=240
     )
