@@ -9,7 +9,7 @@ import pytest
 
 from waflow import App
 from waflow import filters as F
-from waflow.errors import ConsentRequiredError, OutsideServiceWindowError
+from waflow.errors import ConsentRequiredError, MessageValidationError, OutsideServiceWindowError
 from waflow.flows import Flow, State
 from waflow.flows.context import FlowContext
 from waflow.flows.engine import Engine
@@ -20,7 +20,9 @@ from waflow.flows.windows import (
     close_window,
     free_entry_until,
     record_inbound,
+    record_reply,
 )
+from waflow.messenger import build as fb
 from waflow.store import MemoryStore
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.whatsapp import build as wa
@@ -261,3 +263,117 @@ def test_messenger_window_and_human_agent_allowance() -> None:
     clock.advance(timedelta(days=7))
     with pytest.raises(OutsideServiceWindowError):
         check_messenger_send(customer, "page", clock.now(), tag="HUMAN_AGENT", human=True)
+
+
+def _clicked_ad(customer: Customer, at: Any) -> None:
+    customer.referrals.append(
+        {"ctwa_clid": "clid", "channel": "whatsapp", "business_id": "pn", "at": at.isoformat()}
+    )
+
+
+def test_the_free_entry_point_counts_from_the_ad_click_not_the_last_message() -> None:
+    clock = FrozenClock()
+    customer = _customer(clock)
+    _clicked_ad(customer, clock.now())
+    record_inbound(customer, "whatsapp", "pn", clock.now())  # the ad-referred message
+    clock.advance(hours=48)
+    record_inbound(customer, "whatsapp", "pn", clock.now())  # writes again, two days later
+    record_reply(customer, "whatsapp", "pn", clock.now())
+    assert free_entry_until(customer, "pn") is None  # the ad click was not answered in 24 h
+
+
+def test_a_later_ad_click_opens_a_new_free_entry_point_and_a_running_one_is_not_extended() -> None:
+    clock = FrozenClock()
+    customer = _customer(clock)
+    _clicked_ad(customer, clock.now())
+    clock.advance(hours=1)
+    record_reply(customer, "whatsapp", "pn", clock.now())
+    first = clock.now() + timedelta(hours=72)
+    assert free_entry_until(customer, "pn") == first
+    clock.advance(hours=10)
+    _clicked_ad(customer, clock.now())  # clicks again while the first one runs
+    record_reply(customer, "whatsapp", "pn", clock.now())
+    assert free_entry_until(customer, "pn") == first
+    clock.advance(hours=240)
+    _clicked_ad(customer, clock.now())
+    clock.advance(hours=23)
+    record_reply(customer, "whatsapp", "pn", clock.now())
+    assert free_entry_until(customer, "pn") == clock.now() + timedelta(hours=72)
+    clock.advance(hours=80)  # that one ended; its click has had its entry point
+    record_reply(customer, "whatsapp", "pn", clock.now())
+    assert free_entry_until(customer, "pn") == clock.now() - timedelta(hours=8)
+
+
+def test_a_bots_human_agent_message_is_refused_inside_the_window_too() -> None:
+    clock = FrozenClock()
+    customer = _customer(clock)
+    record_inbound(customer, "messenger", "page", clock.now())
+    with pytest.raises(MessageValidationError, match="only for messages a person wrote"):
+        check_messenger_send(customer, "page", clock.now(), tag="HUMAN_AGENT", human=False)
+    check_messenger_send(customer, "page", clock.now(), tag="HUMAN_AGENT", human=True)
+
+
+class AgentFlow(Flow):
+    """A person's replies, written the documented ways: now, and 30 hours later."""
+
+    name = "agent"
+    idle = State(initial=True)
+    waiting = State(timeout=timedelta(hours=30))
+
+    @idle.on(F.channel("messenger") & F.text("now"), to=None)
+    def agent_now(self, event: Any, ctx: FlowContext[Any]) -> None:
+        ctx.reply("Hier ist Lena vom Laden.", human=True)
+
+    @idle.on(F.channel("messenger") & F.text("later"), to="waiting")
+    def later(self, event: Any, ctx: FlowContext[Any]) -> None:
+        pass
+
+    @waiting.on_timeout(to="idle")
+    def agent_late(self, ctx: FlowContext[Any]) -> None:
+        ctx.messenger.send_text("Lena hier, sorry.", tag="HUMAN_AGENT", human_agent=True)
+
+
+def _agent_app(*, flow: bool) -> tuple[FrozenClock, FakeGraphAPI, App, Engine | None]:
+    clock = FrozenClock()
+    fake = FakeGraphAPI(clock=clock)
+    store = MemoryStore()
+    engine = Engine(AgentFlow, store=store, clock=clock) if flow else None
+    app = App(
+        app_secret=fake.app_secret,
+        store=store,
+        messenger=fake.async_messenger(),
+        clock=clock,
+        engine=engine,
+    )
+    return clock, fake, app, engine
+
+
+async def _sent_human_agent(fake: FakeGraphAPI, app: App) -> list[tuple[str | None, str | None]]:
+    assert await app.outbox.parked() == []
+    return [(m.body.get("tag"), m.text) for m in fake.sent.on("messenger")]
+
+
+async def test_a_persons_reply_in_a_flow_goes_out_with_the_human_agent_tag() -> None:
+    _clock, fake, app, _engine = _agent_app(flow=True)
+    await app.dispatch(fake.webhook_request(fake.inbound.messenger_text(PSID, "now")))
+    assert await _sent_human_agent(fake, app) == [("HUMAN_AGENT", "Hier ist Lena vom Laden.")]
+
+
+async def test_a_persons_reply_after_the_24_hours_goes_out_within_7_days() -> None:
+    clock, fake, app, engine = _agent_app(flow=True)
+    await app.dispatch(fake.webhook_request(fake.inbound.messenger_text(PSID, "later")))
+    clock.advance(hours=30)
+    assert engine is not None and await engine.tick() == 1
+    await app.outbox.drain()
+    assert await _sent_human_agent(fake, app) == [("HUMAN_AGENT", "Lena hier, sorry.")]
+
+
+async def test_a_router_reply_built_with_human_agent_goes_out() -> None:
+    _clock, fake, app, _engine = _agent_app(flow=False)
+
+    @app.on(F.channel("messenger"))
+    def handler(event: Any, ctx: Any) -> None:
+        ctx.reply(fb.text(event.sender_id, "Lena hier.", tag="HUMAN_AGENT", human_agent=True))
+
+    await app.dispatch(fake.webhook_request(fake.inbound.messenger_text(PSID, "hallo")))
+    assert await _sent_human_agent(fake, app) == [("HUMAN_AGENT", "Lena hier.")]

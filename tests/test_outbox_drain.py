@@ -19,9 +19,10 @@ import pytest
 
 from waflow import outbox as outbox_module
 from waflow.errors import WaflowError
+from waflow.messenger import build as messenger_build
 from waflow.outbox import DrainReport, Outbox, outbox_id_from_callback
 from waflow.store import Commit, MemoryStore, SQLiteStore, Store
-from waflow.testing import FrozenClock
+from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.whatsapp import build
 
 from .store_support import Counting
@@ -434,3 +435,57 @@ async def test_messages_queued_while_the_only_sender_finishes_are_sent(store: St
     sent = report.sent + (await outbox.drain()).sent  # what the first drain did not claim
     assert sent == 3 and len(client.sent) == 3
     assert await store.outbox_list("pending") == []
+
+
+PHONE_OF_CUSTOMER = "4915112345678"
+
+
+@pytest.mark.parametrize(
+    ("channel", "code", "subcode"),
+    [
+        ("whatsapp", 131026, None),  # undeliverable
+        ("whatsapp", 131047, None),  # window
+        ("whatsapp", 100, None),
+        ("whatsapp", 190, None),  # token
+        ("whatsapp", 368, None),  # blocked for policy
+        ("whatsapp", 132001, None),  # template
+        ("messenger", 10, 2018278),  # Messenger's window
+    ],
+)
+@pytest.mark.parametrize("status", [400, 500])
+async def test_permanent_graph_codes_park_the_message_whatever_the_http_status(
+    channel: str, code: int, subcode: int | None, status: int
+) -> None:
+    # Meta's code, not the HTTP status, says whether a retry can help.
+    clock = FrozenClock()
+    fake = FakeGraphAPI(clock=clock)
+    store = MemoryStore()
+    clients: dict[str, Any] = (
+        {"whatsapp": fake.async_whatsapp(max_retries=0)}
+        if channel == "whatsapp"
+        else {"messenger": fake.async_messenger(max_retries=0)}
+    )
+    outbox = Outbox(store, clock=clock, **clients)
+    if channel == "whatsapp":
+        message: Any = build.text(PHONE_OF_CUSTOMER, "Hallo")
+        business_id = fake.phone_number_id
+    else:
+        message = messenger_build.text("6945398272183744", "Hallo")
+        business_id = fake.page_id
+    await store.commit(
+        Commit(
+            outbox=[
+                outbox.draft(
+                    message, channel=channel, business_id=business_id, customer="c1", checked=False
+                )
+            ]
+        )
+    )
+    fake.fail_next(code, status=status, subcode=subcode, times=10)
+    for _ in range(3):
+        await outbox.drain()
+        clock.advance(seconds=3600)
+    sends = [r for r in fake.requests if r.path.endswith("/messages")]
+    assert len(sends) == 1  # tried once, never again
+    (parked,) = await outbox.parked()
+    assert parked.last_error is not None and f"code {code}" in parked.last_error

@@ -44,6 +44,7 @@ from waflow.errors import (
     ConsentRequiredError,
     OutsideServiceWindowError,
     WaflowError,
+    is_permanent_code,
 )
 from waflow.messenger.messages import from_body as messenger_from_body
 from waflow.store.base import (
@@ -117,6 +118,9 @@ def draft_item(
     template to send instead if the service window has closed by send time. ``checked=False``
     skips the send guard (for customers the engine does not know).
     """
+    # A Messenger model built with human_agent=True says so itself; the record must keep it,
+    # since the flag is never part of the body it is rebuilt from at send time.
+    human = human or getattr(message, "human_agent", False) is True
     # Conversions carry their own event_id: the same event always gets the same outbox id, so a
     # handler that runs twice cannot report it twice.
     event_ids = [e.event_id for e in getattr(message, "data", []) if getattr(e, "event_id", None)]
@@ -321,10 +325,12 @@ class Outbox:
             if inspect.isawaitable(result):
                 result = await result
         except (OutsideServiceWindowError, ConsentRequiredError) as exc:
-            if isinstance(exc, APIStatusError) and exc.status_code >= 500:
-                return await self._retry_later(item, exc)
-            return await self._park(item, exc)
+            return await self._park(item, exc)  # until the customer writes or opts in
         except APIError as exc:
+            if isinstance(exc, APIStatusError) and is_permanent_code(exc.code):
+                # Meta's code, not the HTTP status, says whether a retry can help: a 5xx that
+                # carries 131026 or 190 will carry it again (and was not delivered).
+                return await self._park(item, exc)
             transient = isinstance(exc, APIConnectionError) or exc.retryable
             if isinstance(exc, APIStatusError) and exc.maybe_sent:
                 transient = True  # at least once: a 5xx may hide a delivery, but retrying is safe

@@ -78,7 +78,12 @@ class _ChannelSender:
         marketing: bool = False,
         fallback: TemplateMessage | None = None,
     ) -> None:
-        """Queue any outbound model of this channel (``marketing`` and ``fallback``: WhatsApp)."""
+        """Queue any outbound model of this channel (``marketing`` and ``fallback``: WhatsApp).
+
+        ``human=True`` marks a message a person wrote (Messenger's HUMAN_AGENT tag needs it); a
+        Messenger message built with ``human_agent=True`` is marked so without it.
+        """
+        human = human or getattr(message, "human_agent", False) is True
         self._ctx.drafts.append(
             Draft(self.channel, self.business_id, message, human, marketing, fallback)
         )

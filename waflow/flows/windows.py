@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from waflow.errors import ConsentRequiredError, OutsideServiceWindowError
+from waflow.errors import ConsentRequiredError, MessageValidationError, OutsideServiceWindowError
 from waflow.flows.identity import Customer
 
 __all__ = [
@@ -89,19 +89,36 @@ def free_entry_until(customer: Customer, business_id: str) -> datetime | None:
 
 
 def record_reply(customer: Customer, channel: Channel, business_id: str, now: datetime) -> None:
-    """The business answers: an ad-referred customer answered within 24 hours gets 72 free hours."""
+    """The business answers: a customer answered within 24 hours of an ad click gets 72 free hours.
+
+    Counted from the ad-referred message itself (not from whatever the customer wrote last), once
+    per ad click: a later click, answered in time after the last entry point ended, opens another.
+    """
     if channel != "whatsapp":
         return
-    key = window_key(channel, business_id)
-    if key in customer.free_entry_until:
+    clicked = _last_ad_click(customer, business_id)
+    if clicked is None or now - clicked > _AD_ANSWER_WITHIN:
         return
-    last = customer.last_inbound.get(key)
-    came_from_ad = any(
-        r.get("channel") == "whatsapp" and r.get("business_id") == business_id
-        for r in customer.referrals
-    )
-    if came_from_ad and last is not None and now - last <= _AD_ANSWER_WITHIN:
-        customer.free_entry_until[key] = now + FREE_ENTRY_POINT
+    key = window_key(channel, business_id)
+    current = customer.free_entry_until.get(key)
+    if current is not None and (now < current or clicked <= current - FREE_ENTRY_POINT):
+        return  # one is running, or this click has had its entry point already
+    customer.free_entry_until[key] = now + FREE_ENTRY_POINT
+
+
+def _last_ad_click(customer: Customer, business_id: str) -> datetime | None:
+    """When the customer last came to this number from an ad (the referred message's time)."""
+    latest = None
+    for referral in customer.referrals:
+        if referral.get("channel") != "whatsapp" or referral.get("business_id") != business_id:
+            continue
+        try:
+            at = datetime.fromisoformat(str(referral.get("at")))
+        except ValueError:
+            continue  # written by hand without a time: not counted
+        if at.tzinfo is not None and (latest is None or at > latest):
+            latest = at
+    return latest
 
 
 def check_whatsapp_send(
@@ -158,6 +175,13 @@ def check_messenger_send(
     key = window_key("messenger", page_id)
     last = customer.last_inbound.get(key)
     if last is not None and now < last + MESSENGER_WINDOW:
+        if tag == "HUMAN_AGENT" and not human:
+            # Never for a bot's message, even inside the 24 hours: refused here, when queued.
+            raise MessageValidationError(
+                "the HUMAN_AGENT tag is only for messages a person wrote: send a bot's message "
+                "without it, or mark a person's reply with human=True",
+                field="tag",
+            )
         return
     if tag == "HUMAN_AGENT":
         if human and last is not None and now < last + HUMAN_AGENT_WINDOW:
