@@ -341,3 +341,50 @@ async def test_one_timer_keeps_every_running_handlers_lease(each_store: Store) -
 
     assert await race.run(race.first.process([one]), race.first.process([two])) == [1, 1]
     assert race.second_calls == []
+
+
+class _DiesBeforeSettling:
+    """A store whose first ``inbox_complete`` fails: as if the worker died right before it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def inbox_complete(self, key: str, owner: str) -> bool | None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the worker died before settling the event")
+        return await self._store.inbox_complete(key, owner)
+
+
+async def test_a_handler_run_again_after_a_crash_queues_its_replies_once(
+    each_store: Store,
+) -> None:
+    # Its replies were committed, then the worker died before the event was marked handled:
+    # after the lease the handler runs again, and its replies (same ids) are not queued twice.
+    clock = FrozenClock()
+    fake = FakeGraphAPI(clock=clock)
+    app = App(
+        app_secret=fake.app_secret,
+        store=_DiesBeforeSettling(each_store),  # type: ignore[arg-type]
+        clock=clock,
+        whatsapp=fake.async_whatsapp(),
+    )
+    runs = 0
+
+    @app.message()
+    async def answer(event: Event, ctx: HandlerContext) -> None:
+        nonlocal runs
+        runs += 1
+        ctx.reply("Danke, wir melden uns!")
+        ctx.reply("Bis gleich.")
+
+    response = await app.dispatch(fake.webhook_request(fake.inbound.whatsapp_text(CUSTOMER, "Hi")))
+    assert response.status == 200
+    clock.advance(seconds=31)  # the lease runs out
+    await app.run_pending()
+    assert runs == 2  # at least once: the handler did run again
+    assert fake.sent.texts() == ["Danke, wir melden uns!", "Bis gleich."]

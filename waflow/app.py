@@ -408,7 +408,7 @@ class App:
         if not replies:
             return
         items = []
-        for outgoing in replies:
+        for number, outgoing in enumerate(replies):
             if outgoing.business_id is None:
                 raise ConfigError(f"cannot reply to a {event.kind} event: no receiving number")
             items.append(
@@ -418,6 +418,9 @@ class App:
                     business_id=outgoing.business_id,
                     customer=customer_key(event),
                     checked=False,
+                    # The same ids when the handler runs again (a crash after this commit, before
+                    # the event was marked handled): the store keeps the first, nothing goes twice.
+                    key=f"{event.dedupe_key}#{number}",
                 )
             )
         await self.store.commit(Commit(outbox=items))

@@ -109,6 +109,7 @@ def draft_item(
     marketing: bool = False,
     fallback: TemplateMessage | None = None,
     checked: bool = True,
+    key: str | None = None,
 ) -> NewOutboxItem:
     """The outbox record of ``message``; commit it with the state change that produced it.
 
@@ -116,7 +117,9 @@ def draft_item(
     so status webhooks can be matched to it. ``human`` marks a person's reply (Messenger
     HUMAN_AGENT), ``marketing`` a marketing message (refused after an opt-out), ``fallback`` the
     template to send instead if the service window has closed by send time. ``checked=False``
-    skips the send guard (for customers the engine does not know).
+    skips the send guard (for customers the engine does not know). ``key`` names the message
+    for good (say, the event that caused it and its place among the replies): its outbox id is
+    derived from it, so queueing it again — a handler run again after a crash — adds nothing.
     """
     # A Messenger model built with human_agent=True says so itself; the record must keep it,
     # since the flag is never part of the body it is rebuilt from at send time.
@@ -126,6 +129,8 @@ def draft_item(
     event_ids = [e.event_id for e in getattr(message, "data", []) if getattr(e, "event_id", None)]
     if channel == "conversions" and event_ids:
         item_id = uuid.uuid5(uuid.NAMESPACE_URL, "waflow:conversion:" + "|".join(event_ids)).hex
+    elif key is not None:
+        item_id = uuid.uuid5(uuid.NAMESPACE_URL, "waflow:reply:" + key).hex
     else:
         item_id = uuid.uuid4().hex
     body = message.to_body()
@@ -238,6 +243,7 @@ class Outbox:
         marketing: bool = False,
         fallback: TemplateMessage | None = None,
         checked: bool = True,
+        key: str | None = None,
     ) -> NewOutboxItem:
         """The outbox record of ``message`` (see :func:`draft_item`), stamped with this clock."""
         return draft_item(
@@ -250,6 +256,7 @@ class Outbox:
             marketing=marketing,
             fallback=fallback,
             checked=checked,
+            key=key,
         )
 
     # -- sending -------------------------------------------------------------------------------
