@@ -3,6 +3,7 @@ handoff codes that expire — each checked on the fakes, with no request Meta wo
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,8 @@ from waflow.errors import ConsentRequiredError
 from waflow.flows import Flow, State
 from waflow.flows.context import FlowContext
 from waflow.flows.engine import DEFAULT_OPT_OUT_KEYWORDS, Engine
-from waflow.store import MemoryStore
+from waflow.flows.identity import LinkedId
+from waflow.store import Commit, MemoryStore, Store
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.webhooks import parse
 from waflow.whatsapp import build as wa
@@ -261,6 +263,59 @@ async def test_a_handoff_code_is_single_use() -> None:
     stranger = await shop.engine.customer_for(event)
     assert stranger is not None
     assert "psid" not in {linked.kind for linked in stranger.ids}  # the code was used up
+
+
+class _SlowStep(Flow):
+    """Takes a moment for every message, so two workers' handling of two events overlaps."""
+
+    name = "slow"
+    start = State(initial=True)
+
+    @start.on(F.kind("message"), to=None)
+    async def step(self, event: Any, ctx: FlowContext[Any]) -> None:
+        await asyncio.sleep(0.05)
+
+
+async def test_one_handoff_code_sent_by_two_numbers_at_once_links_only_one(
+    each_store: Store,
+) -> None:
+    # Two workers each read the code before either used it; the second commit must fail and
+    # its event be applied again without the code.
+    clock = FrozenClock()
+    fake = FakeGraphAPI(clock=clock)
+    first = Engine(_SlowStep, store=each_store, clock=clock, owner="worker-1")
+    second = Engine(_SlowStep, store=each_store, clock=clock, owner="worker-2")
+    [hello] = parse(fake.inbound.messenger_text(PSID, "hallo"))
+    await first.handle(hello)
+    customer = await first.customer_for(hello)
+    assert customer is not None
+    code = "K7Q2-M9XP"
+    await each_store.commit(
+        Commit(
+            handoffs=[
+                {
+                    "code": code,
+                    "customer_id": customer.id,
+                    "expires_at": (clock.now() + timedelta(days=3)).isoformat(),
+                }
+            ]
+        )
+    )
+    numbers = ("4915111111111", "4917622222222")
+    [one] = parse(fake.inbound.whatsapp_text(numbers[0], f"Mein Code: {code}"))
+    [two] = parse(fake.inbound.whatsapp_text(numbers[1], f"Mein Code: {code}"))
+
+    async def soon_after() -> None:
+        await asyncio.sleep(0.01)
+        await second.handle(two)
+
+    await asyncio.gather(first.handle(one), soon_after())
+    owners = await each_store.index_lookup(
+        [LinkedId(kind="wa_id", value=number).key for number in numbers]
+    )
+    assert len(owners) == 2  # both numbers are customers now
+    assert list(owners.values()).count(customer.id) == 1  # but only one is the Messenger one
+    assert await each_store.handoff_get(code) is None
 
 
 # -- marketing by the template's category --------------------------------------------------------

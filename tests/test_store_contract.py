@@ -322,6 +322,27 @@ async def test_index_handoffs_deadlines_and_deletes(store: Store) -> None:
     assert await store.handoff_get("K7Q2-M9XP") is None
 
 
+async def test_a_handoff_code_is_used_once_and_a_second_use_applies_nothing(store: Store) -> None:
+    await store.commit(Commit(handoffs=[{"code": "K7Q2-M9XP", "customer_id": "a"}]))
+    await store.commit(Commit(index={"wa_id:1": "a"}, handoffs_used=["K7Q2-M9XP"]))
+    # Another event read the code before it was used: its commit must fail as a whole.
+    with pytest.raises(ConcurrentUpdateError, match="handoff code"):
+        await store.commit(
+            Commit(
+                save=[Document("x", {"linked": True}, 0)],
+                index={"wa_id:2": "a"},
+                handoffs_used=["K7Q2-M9XP"],
+            )
+        )
+    assert await store.index_lookup(["wa_id:2"]) == {}
+    assert await store.document_get("x") is None
+    # A code stored and used by the same commit is there to be used.
+    await store.commit(
+        Commit(handoffs=[{"code": "A1B2-C3D4", "customer_id": "a"}], handoffs_used=["A1B2-C3D4"])
+    )
+    assert await store.handoff_get("A1B2-C3D4") is None
+
+
 async def test_locks_are_exclusive_until_they_expire(store: Store) -> None:
     assert await store.lock_acquire("cust-1", "w1", 30, T0)
     assert not await store.lock_acquire("cust-1", "w2", 30, T0 + timedelta(seconds=10))

@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "STATUS_RANK",
+    "USED_HANDOFF",
     "Commit",
     "Document",
     "InboxItem",
@@ -187,7 +188,9 @@ class Commit:
     :class:`~waflow.errors.ConcurrentUpdateError` is raised. Saved documents get ``version + 1``.
     ``index`` maps channel-id keys to customer ids (``None`` removes a key); ``deadlines`` sets or
     (``None``) clears a customer's deadline; ``handoffs`` stores codes (JSON with ``code``);
-    ``handoffs_used`` deletes codes.
+    ``handoffs_used`` deletes codes, which makes them single-use: if one of them is gone (another
+    commit used it meanwhile) nothing is applied and :class:`~waflow.errors.
+    ConcurrentUpdateError` is raised, as for a stale version.
     """
 
     save: list[Document] = field(default_factory=list)
@@ -197,6 +200,10 @@ class Commit:
     deadlines: dict[str, datetime | None] = field(default_factory=dict)
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     handoffs_used: list[str] = field(default_factory=list)
+
+
+#: The reason a commit fails when a handoff code it uses was used by another commit meanwhile.
+USED_HANDOFF = "the handoff code was used by another event meanwhile (a code links once)"
 
 
 def first_new_customer(items: Sequence[NewInboxItem], added: Sequence[bool]) -> str | None:

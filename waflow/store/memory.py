@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from waflow.errors import ConcurrentUpdateError
 from waflow.store.base import (
+    USED_HANDOFF,
     Commit,
     Document,
     InboxItem,
@@ -276,6 +277,10 @@ class MemoryStore:
                     raise ConcurrentUpdateError(
                         f"customer {document.id} is at version {stored}, not {document.version}"
                     )
+            stored_now = {str(record["code"]) for record in change.handoffs}
+            for code in change.handoffs_used:
+                if code not in self._handoffs and code not in stored_now:
+                    raise ConcurrentUpdateError(USED_HANDOFF)
             for document in change.save:
                 self._documents[document.id] = Document(
                     document.id, document.data, document.version + 1

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, cast
 from waflow.errors import ConcurrentUpdateError, ConfigError
 from waflow.store.base import (
     STATUS_RANK,
+    USED_HANDOFF,
     Commit,
     Document,
     InboxItem,
@@ -300,8 +301,8 @@ return #ids
     #   index delete (key), deadline set (customer id, at), deadline clear (customer id),
     #   handoff (code, record JSON), handoff used (code),
     #   outbox (id, customer, channel, business id, message JSON, created at).
-    # Returns nil, or {id, stored version, expected version} of the first stale document (and
-    # then nothing is written).
+    # Returns nil, or {id, stored version, expected version} of the first stale document, or
+    # {'handoff'} when a used handoff code is gone (and then nothing is written).
     "commit": """
 local pos = 1
 local function take() pos = pos + 1; return ARGV[pos] end
@@ -329,6 +330,15 @@ local outbox = rows(6)
 for _, s in ipairs(saves) do
   local stored = redis.call('HGET', P .. 'doc:' .. s[1], 'version') or '0'
   if tonumber(stored) ~= tonumber(s[2]) then return {s[1], stored, s[2]} end
+end
+-- A handoff code is single-use: one that another commit used meanwhile fails this one (a code
+-- stored by this very commit counts as there).
+local stored_now = {}
+for _, h in ipairs(handoffs) do stored_now[h[1]] = true end
+for _, h in ipairs(handoffs_used) do
+  if not stored_now[h[1]] and redis.call('HEXISTS', P .. 'handoffs', h[1]) == 0 then
+    return {'handoff'}
+  end
 end
 for _, s in ipairs(saves) do
   redis.call('HSET', P .. 'doc:' .. s[1], 'data', s[3], 'version', tonumber(s[2]) + 1)
@@ -857,6 +867,8 @@ class RedisStore:
         )
         stale = await self._script("commit", *args)
         if stale is not None:
+            if len(stale) == 1:
+                raise ConcurrentUpdateError(USED_HANDOFF)
             customer_id, stored, expected = (_text(value) for value in stale)
             raise ConcurrentUpdateError(
                 f"customer {customer_id} is at version {stored}, not {expected}"

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from waflow.errors import ConcurrentUpdateError
 from waflow.store.base import (
+    USED_HANDOFF,
     Commit,
     Document,
     InboxItem,
@@ -578,6 +579,12 @@ class SQLiteStore:
                     raise ConcurrentUpdateError(
                         f"customer {document.id} is at version {stored}, not {document.version}"
                     )
+            stored_now = {str(record["code"]) for record in change.handoffs}
+            for code in change.handoffs_used:
+                if code in stored_now:
+                    continue
+                if db.execute("SELECT 1 FROM handoffs WHERE code = ?", (code,)).fetchone() is None:
+                    raise ConcurrentUpdateError(USED_HANDOFF)
             for document in change.save:
                 db.execute(
                     "INSERT OR REPLACE INTO documents (id, data, version) VALUES (?, ?, ?)",
