@@ -557,6 +557,18 @@ async def test_outbox_prune_forgets_old_sent_and_parked_messages_only(store: Sto
     assert retried.id == "pending-old"
 
 
+async def test_outbox_prune_goes_by_creation_not_by_arrival(store: Store) -> None:
+    # A worker whose clock is ahead (or whose commit came first) queued the younger message
+    # before the older one: pruning must still find the old one behind it.
+    await store.commit(Commit(outbox=[out("young", "c1", T0 + timedelta(days=1))]))
+    await store.commit(Commit(outbox=[out("old", "c2", T0)]))
+    now = T0 + timedelta(days=1, seconds=1)
+    for item in await store.outbox_claim(now, 30, "w"):
+        await store.outbox_fail(item.id, "w", "RecipientError: 131026", None)  # parked
+    assert await store.outbox_prune(T0 - timedelta(days=1), T0 + timedelta(hours=12)) == 1
+    assert [item.id for item in await store.outbox_list("parked")] == ["young"]
+
+
 async def test_status_prune_forgets_records_whose_last_status_is_old(store: Store) -> None:
     await store.record_status(StatusUpdate("wamid.old", "sent", T0))
     await store.record_status(StatusUpdate("wamid.old", "delivered", T0 + timedelta(days=1)))

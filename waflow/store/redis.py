@@ -517,15 +517,17 @@ for _, id in ipairs(sent) do
 end
 local pruned = #sent
 if pruned < limit then
-  -- Parked messages are few and indexed by arrival, which follows creation: oldest first, up to
-  -- the first one young enough to keep.
-  local parked = redis.call('ZRANGE', P .. 'outbox:parked', 0, limit - pruned - 1)
+  -- Parked messages are few, and indexed by arrival, which need not follow creation (workers'
+  -- clocks differ, and a message is stamped before its commit): look at every one.
+  local parked = redis.call('ZRANGE', P .. 'outbox:parked', 0, -1)
   for _, id in ipairs(parked) do
+    if pruned >= limit then break end
     local created = redis.call('HGET', P .. 'outbox:item:' .. id, 'created_at')
-    if created and tonumber(created) >= tonumber(ARGV[3]) then break end
-    redis.call('DEL', P .. 'outbox:item:' .. id)
-    redis.call('ZREM', P .. 'outbox:parked', id)
-    pruned = pruned + 1
+    if not created or tonumber(created) < tonumber(ARGV[3]) then
+      redis.call('DEL', P .. 'outbox:item:' .. id)
+      redis.call('ZREM', P .. 'outbox:parked', id)
+      pruned = pruned + 1
+    end
   end
 end
 return pruned
