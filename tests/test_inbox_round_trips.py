@@ -388,3 +388,37 @@ async def test_a_handler_run_again_after_a_crash_queues_its_replies_once(
     await app.run_pending()
     assert runs == 2  # at least once: the handler did run again
     assert fake.sent.texts() == ["Danke, wir melden uns!", "Bis gleich."]
+
+
+async def test_an_event_whose_workers_keep_dying_is_dead_lettered_and_its_customer_goes_on(
+    each_store: Store,
+) -> None:
+    # Each worker that took the first event stopped before settling it (it kills them: an OOM,
+    # a segfault in a library). After the attempts are used up it is dead-lettered without
+    # running again, and the customer's next event is handled.
+    clock = FrozenClock()
+    fake = FakeGraphAPI(seed=9, clock=clock)
+    handled: list[str] = []
+
+    async def handler(event: Event) -> None:
+        handled.append(event.id)
+
+    inbox = Inbox(each_store, handler, clock=clock, retry_delays=(1, 1), owner="survivor")
+    assert inbox.max_attempts == 3
+    poison, after = (
+        *parse(fake.inbound.whatsapp_text(CUSTOMER, "poison")),
+        *parse(fake.inbound.whatsapp_text(CUSTOMER, "next")),
+    )
+    await inbox.record([poison, after])
+    customer = customer_key(poison)
+    for number in range(3):  # three workers took it and died with it
+        taken = await each_store.inbox_claim(customer, clock.now(), 30, f"dead-{number}")
+        assert taken is not None and taken.key == poison.dedupe_key
+        clock.advance(seconds=31)
+
+    await inbox.process([customer])
+    await inbox.process([customer])
+    assert handled == [after.id]  # the poison was not run again
+    (dead,) = await inbox.dead_letters()
+    assert dead.key == poison.dedupe_key and dead.event.id == poison.id
+    assert dead.last_error is not None and "worker stopped" in dead.last_error

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from waflow.store import (
     StatusUpdate,
     Store,
 )
+from waflow.store.base import LEASE_RAN_OUT
 from waflow.store.sqlite import MIGRATIONS
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -47,6 +51,24 @@ async def test_claim_takes_the_oldest_pending_item_of_a_customer(store: Store) -
     await store.inbox_complete("a", "w1")
     second = await store.inbox_claim("c1", T0, 60, "w2")
     assert second is not None and second.key == "b"
+
+
+async def test_taking_over_a_lease_that_ran_out_counts_an_attempt(store: Store) -> None:
+    await store.inbox_add([item("a"), item("b")], T0)
+    assert (await store.inbox_claim("c1", T0, 60, "w1")) is not None
+    # w1 stopped (crash, kill) without settling: w2 takes the event over after the lease.
+    taken = await store.inbox_claim("c1", T0 + timedelta(seconds=61), 60, "w2")
+    assert taken is not None and taken.key == "a"
+    assert (taken.attempts, taken.last_error) == (1, LEASE_RAN_OUT)
+    stored = await store.inbox_get("a")
+    assert stored is not None and (stored.attempts, stored.last_error) == (1, LEASE_RAN_OUT)
+    # A claim after a settled attempt (a failure with a retry) counts nothing more.
+    await store.inbox_fail("a", "w2", "ValueError: boom", T0 + timedelta(seconds=70))
+    again = await store.inbox_claim("c1", T0 + timedelta(seconds=70), 60, "w3")
+    assert again is not None and (again.attempts, again.last_error) == (2, "ValueError: boom")
+    await store.inbox_complete("a", "w3")
+    fresh = await store.inbox_claim("c1", T0 + timedelta(seconds=70), 60, "w3")
+    assert fresh is not None and fresh.key == "b" and fresh.attempts == 0
 
 
 async def test_add_claim_records_and_leases_the_first_new_customers_head_in_one_call(
@@ -633,3 +655,21 @@ async def test_sqlite_reads_do_not_wait_for_a_write_in_progress(tmp_path: Path) 
         other.execute("ROLLBACK")
         other.close()
         await store.close()
+
+
+def test_a_sqlite_file_opens_while_another_connection_writes_to_it(tmp_path: Path) -> None:
+    # Workers started together race to switch a new file to WAL and create the schema; SQLite
+    # refuses the switch at once (no busy wait) while another connection holds a write lock.
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE elsewhere (x)")
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    released.start()
+    try:
+        store = SQLiteStore(path, busy_timeout_ms=5_000)
+        assert store.schema_version == len(MIGRATIONS)
+        asyncio.run(store.close())
+    finally:
+        released.join()
+        other.close()

@@ -335,6 +335,20 @@ class Inbox:
         return handled
 
     async def _attempt(self, item: InboxItem, cache: dict[str, Event], settled: set[str]) -> bool:
+        if item.attempts >= self.max_attempts:
+            # Every attempt ended with its worker stopping (the store counts a lease that ran
+            # out as one): the event may be what kills it. Park it rather than block its
+            # customer's later events for ever.
+            error = f"{item.last_error or 'attempts used up'} ({item.attempts} times)"
+            await self.store.inbox_fail(item.key, self.owner, error, None)
+            logger.error(
+                "a %s event was taken over %d times from workers that stopped while handling it; "
+                "dead-lettered without running its handler again",
+                item.key.split(":", 2)[1],
+                item.attempts,
+            )
+            cache.pop(item.key, None)
+            return False
         keeper = self._keeper
         if keeper is not None:
             keeper.hold(item.key)

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "LEASE_RAN_OUT",
     "STATUS_RANK",
     "USED_HANDOFF",
     "Commit",
@@ -201,6 +202,10 @@ class Commit:
     handoffs: list[dict[str, Any]] = field(default_factory=list)
     handoffs_used: list[str] = field(default_factory=list)
 
+
+#: ``last_error`` of an event taken over from a lease that ran out: the worker that held it
+#: stopped (a crash, a kill, a freeze) before it settled the event. Counted as an attempt.
+LEASE_RAN_OUT = "its worker stopped before settling it (the lease ran out)"
 
 #: The reason a commit fails when a handoff code it uses was used by another commit meanwhile.
 USED_HANDOFF = "the handoff code was used by another event meanwhile (a code links once)"

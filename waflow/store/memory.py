@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from waflow.errors import ConcurrentUpdateError
 from waflow.store.base import (
+    LEASE_RAN_OUT,
     USED_HANDOFF,
     Commit,
     Document,
@@ -127,7 +128,16 @@ class MemoryStore:
             return None
         if head.lease_until is not None and head.lease_until > now:
             return None
-        leased = _evolve(head, lease_owner=owner, lease_until=until)
+        if head.lease_owner is not None:  # its holder stopped before settling it: an attempt
+            leased = _evolve(
+                head,
+                lease_owner=owner,
+                lease_until=until,
+                attempts=head.attempts + 1,
+                last_error=LEASE_RAN_OUT,
+            )
+        else:
+            leased = _evolve(head, lease_owner=owner, lease_until=until)
         self._items[head.key] = leased
         return leased
 

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from waflow.errors import ConcurrentUpdateError, ConfigError
 from waflow.store.base import (
+    LEASE_RAN_OUT,
     STATUS_RANK,
     USED_HANDOFF,
     Commit,
@@ -132,11 +133,23 @@ local function claim_inbox_head(customer, now, lease_until, owner)
   -- Only the head, and only when due and not leased: a later event never overtakes one that
   -- is waiting for its retry or being handled.
   if tonumber(ready_at(item)) > tonumber(now) then return nil end
+  if redis.call('HEXISTS', item, 'lease_owner') == 1 then
+    -- Its holder stopped before settling it (the lease ran out): that was an attempt.
+    redis.call('HINCRBY', item, 'attempts', 1)
+    redis.call('HSET', item, 'last_error', LEASE_RAN_OUT)
+  end
   redis.call('HSET', item, 'lease_owner', owner, 'lease_until', lease_until)
   sync_head('inbox', customer, before)
   return redis.call('HGETALL', item)
 end
 """
+
+# The reason recorded on an event taken over from a lease that ran out (see LEASE_RAN_OUT).
+_PRELUDE = _PRELUDE.replace(
+    "local P = ARGV[1]\n",
+    f"local P = ARGV[1]\nlocal LEASE_RAN_OUT = {json.dumps(LEASE_RAN_OUT)}\n",
+    1,
+)
 
 _SCRIPTS: dict[str, str] = {
     # ARGV: prefix, now, then (key, customer, event JSON) per item. Returns 1 (new) or 0 per item.

@@ -16,6 +16,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ from typing import Any, Literal, TypeVar
 
 from waflow.errors import ConcurrentUpdateError
 from waflow.store.base import (
+    LEASE_RAN_OUT,
     USED_HANDOFF,
     Commit,
     Document,
@@ -243,6 +245,27 @@ def _record_from_json(text: str) -> MessageRecord:
     return MessageRecord(**data)
 
 
+def _patiently(action: Callable[[], object], seconds: float) -> None:
+    """Run ``action``, trying again for up to ``seconds`` while another connection locks the file.
+
+    Workers started together on a new file race to switch it to WAL and to create the schema.
+    SQLite refuses the switch at once, without waiting for its busy timeout, while another
+    connection writes (say, creating the schema), so opening is retried here.
+    """
+    deadline = time.monotonic() + seconds
+    pause = 0.01
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
 class SQLiteStore:
     """A store in the SQLite file at ``path`` (``":memory:"`` for a private in-memory database)."""
 
@@ -257,10 +280,11 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._db = self._connect(busy_timeout_ms)
         private = self.path in (":memory:", "")  # a second connection would see another database
+        patience = busy_timeout_ms / 1000
         if not private:
-            self._db.execute("PRAGMA journal_mode = WAL")
+            _patiently(lambda: self._db.execute("PRAGMA journal_mode = WAL"), patience)
         self._db.execute(f"PRAGMA synchronous = {synchronous}")
-        self._migrate()
+        _patiently(self._migrate, patience)
         self._reader, self._read_lock = self._db, self._lock
         if not private:
             self._reader, self._read_lock = self._connect(busy_timeout_ms), threading.Lock()
@@ -371,12 +395,24 @@ class SQLiteStore:
         if row["lease_until"] is not None and row["lease_until"] > _ts(now):
             return None
         until = _ts(now) + lease_seconds
-        db.execute(
-            "UPDATE inbox SET lease_owner = ?, lease_until = ? WHERE key = ?",
-            (owner, until, row["key"]),
-        )
         item = _row_item(row)
-        return InboxItem(**{**item.__dict__, "lease_owner": owner, "lease_until": _dt(until)})
+        attempts, error = item.attempts, item.last_error
+        if item.lease_owner is not None:  # its holder stopped before settling it: an attempt
+            attempts, error = attempts + 1, LEASE_RAN_OUT
+        db.execute(
+            "UPDATE inbox SET lease_owner = ?, lease_until = ?, attempts = ?, last_error = ?"
+            " WHERE key = ?",
+            (owner, until, attempts, error, row["key"]),
+        )
+        return InboxItem(
+            **{
+                **item.__dict__,
+                "lease_owner": owner,
+                "lease_until": _dt(until),
+                "attempts": attempts,
+                "last_error": error,
+            }
+        )
 
     async def inbox_complete(self, key: str, owner: str) -> bool | None:
         def complete(db: sqlite3.Connection) -> bool | None:
