@@ -363,3 +363,46 @@ async def test_a_marketing_template_by_category_is_refused_after_an_opt_out(
         assert dead.last_error is not None and "opted out" in dead.last_error
     else:  # without the registry waflow cannot know: both templates go out
         assert sent == ["spring_sale", "order_followup"]
+
+
+class _CountsOverlap(Flow):
+    """Notes how many of its steps run at once."""
+
+    name = "overlap"
+    start = State(initial=True)
+    running = 0
+    most = 0
+
+    @start.on(F.kind("message"), to=None)
+    async def step(self, event: Any, ctx: FlowContext[Any]) -> None:
+        cls = type(self)
+        cls.running += 1
+        cls.most = max(cls.most, cls.running)
+        await asyncio.sleep(0.05)
+        cls.running -= 1
+
+
+async def test_two_events_of_one_customer_in_one_process_do_not_overlap(
+    each_store: Store,
+) -> None:
+    # The customer lock excludes two tasks of one engine as it does two processes (it used to
+    # be held per engine, so both ran at once, and the first to finish unlocked the other).
+    _CountsOverlap.running = _CountsOverlap.most = 0
+    clock = FrozenClock()
+    fake = FakeGraphAPI(clock=clock)
+    engine = Engine(_CountsOverlap, store=each_store, clock=clock)
+    [first] = parse(fake.inbound.whatsapp_text(WA_ID, "hallo"))
+    await engine.handle(first)  # the customer exists
+    one, two = (parse(fake.inbound.whatsapp_text(WA_ID, text))[0] for text in ("x", "y"))
+    customer = await engine.customer_for(first)
+    assert customer is not None
+    seen: list[bool] = []
+
+    async def another_process() -> None:
+        await asyncio.sleep(0.07)  # the first step is done, the second still runs
+        key = f"customer:{customer.id}"
+        seen.append(await each_store.lock_acquire(key, "another-process", 30, clock.now()))
+
+    await asyncio.gather(engine.handle(one), engine.handle(two), another_process())
+    assert _CountsOverlap.most == 1
+    assert seen == [False]  # still locked by the step that runs

@@ -15,6 +15,7 @@ Deadlines are stored, never in-process timers: :meth:`Engine.tick` fires those t
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import uuid
@@ -599,6 +600,23 @@ class _Merge:
             await self.locks.__aexit__(*exc_info)
 
 
+@dataclasses.dataclass
+class _LockScope:
+    """The customer locks one task (and the tasks it starts) holds, under an owner of its own."""
+
+    engine: Engine
+    owner: str
+    held: set[str]
+
+
+# Per task, not per engine: two events of one customer handled side by side in one process (two
+# numbers, or Messenger and WhatsApp linked) must exclude each other as two processes do. A
+# block nested in one task (the merge of customers a handler linked) re-enters what it holds.
+_lock_scope: contextvars.ContextVar[_LockScope | None] = contextvars.ContextVar(
+    "waflow_customer_locks", default=None
+)
+
+
 class _Locks:
     """Holds the locks of several customers (taken in sorted order, so two workers never deadlock)."""
 
@@ -606,19 +624,29 @@ class _Locks:
         self.engine = engine
         self.keys = [f"customer:{customer_id}" for customer_id in customer_ids]
         self.held: list[str] = []
+        self._scope: _LockScope | None = None
+        self._entered: contextvars.Token[_LockScope | None] | None = None
 
     async def __aenter__(self) -> _Locks:
         engine = self.engine
+        scope = _lock_scope.get()
+        if scope is None or scope.engine is not engine:
+            scope = _LockScope(engine, f"{engine.owner}:{uuid.uuid4().hex[:12]}", set())
+            self._entered = _lock_scope.set(scope)
+        self._scope = scope
         for key in self.keys:
+            if key in scope.held:
+                continue  # an enclosing block of this task holds it
             waited = 0.0
             while not await engine.store.lock_acquire(
-                key, engine.owner, engine.lock_ttl, engine.clock.now()
+                key, scope.owner, engine.lock_ttl, engine.clock.now()
             ):
                 if waited >= engine.lock_wait:
                     await self._release()
                     raise LockTimeoutError(f"{key} stayed locked for {engine.lock_wait:.0f}s")
                 await asyncio.sleep(0.01)
                 waited += 0.01
+            scope.held.add(key)
             self.held.append(key)
         return self
 
@@ -626,9 +654,15 @@ class _Locks:
         await self._release()
 
     async def _release(self) -> None:
-        for key in reversed(self.held):
-            await self.engine.store.lock_release(key, self.engine.owner)
+        scope = self._scope
+        if scope is not None:
+            for key in reversed(self.held):
+                await self.engine.store.lock_release(key, scope.owner)
+                scope.held.discard(key)
         self.held.clear()
+        if self._entered is not None:
+            _lock_scope.reset(self._entered)
+            self._entered = None
 
 
 def _event_ids(event: Event) -> list[LinkedId]:
