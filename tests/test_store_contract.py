@@ -365,6 +365,14 @@ async def test_a_handoff_code_is_used_once_and_a_second_use_applies_nothing(stor
     assert await store.handoff_get("A1B2-C3D4") is None
 
 
+async def test_deadlines_due_at_the_same_moment_come_by_customer_id(store: Store) -> None:
+    # Ties are broken the same way on every store (a limit then picks the same customers).
+    for customer in ("d3", "d1", "d2"):
+        await store.commit(Commit(deadlines={customer: T0}))
+    assert [c for c, _ in await store.deadlines_due(T0)] == ["d1", "d2", "d3"]
+    assert [c for c, _ in await store.deadlines_due(T0, limit=1)] == ["d1"]
+
+
 async def test_locks_are_exclusive_until_they_expire(store: Store) -> None:
     assert await store.lock_acquire("cust-1", "w1", 30, T0)
     assert not await store.lock_acquire("cust-1", "w2", 30, T0 + timedelta(seconds=10))

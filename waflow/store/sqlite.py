@@ -597,7 +597,7 @@ class SQLiteStore:
     async def deadlines_due(self, now: datetime, limit: int = 100) -> list[tuple[str, datetime]]:
         def due(db: sqlite3.Connection) -> list[tuple[str, datetime]]:
             rows = db.execute(
-                "SELECT customer_id, at FROM deadlines WHERE at <= ? ORDER BY at LIMIT ?",
+                "SELECT customer_id, at FROM deadlines WHERE at <= ? ORDER BY at, customer_id LIMIT ?",
                 (_ts(now), limit),
             ).fetchall()
             return [(row["customer_id"], _dt(row["at"])) for row in rows]  # type: ignore[misc]
