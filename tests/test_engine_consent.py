@@ -110,7 +110,20 @@ class Shop:
 
 
 @pytest.mark.parametrize(
-    "text", ["STOP", "stopp", "ARRET", "Arrêt", "  ARRÊT  ", "unsubscribe", "Abmelden"]
+    "text",
+    [
+        "STOP",
+        "stopp",
+        "ARRET",
+        "Arrêt",
+        "  ARRÊT  ",
+        "unsubscribe",
+        "Abmelden",
+        "Stop.",
+        "STOP!",
+        "¡stop!",
+        "Stop promotions",
+    ],
 )
 async def test_every_default_opt_out_keyword_is_recorded(text: str) -> None:
     shop = Shop()
@@ -123,7 +136,7 @@ async def test_every_default_opt_out_keyword_is_recorded(text: str) -> None:
     assert (record.granted, record.source, record.wording) == (False, "keyword", text.strip())
 
 
-@pytest.mark.parametrize("text", ["stop please", "Bitte nicht stoppen", "STOP!", "halt"])
+@pytest.mark.parametrize("text", ["stop please", "Bitte nicht stoppen", "STOP and go", "halt"])
 async def test_a_keyword_inside_a_sentence_is_not_an_opt_out(text: str) -> None:
     shop = Shop()
     await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, text))
@@ -131,6 +144,28 @@ async def test_a_keyword_inside_a_sentence_is_not_an_opt_out(text: str) -> None:
     customer = await shop.whatsapp_customer()
     assert customer is not None and not customer.opted_out("whatsapp")
     assert shop.fake.sent.last.text == f"echo: {text}"
+
+
+@pytest.mark.parametrize(
+    ("payload", "text"), [("Stop promotions", "Stop promotions"), ("OPT_OUT", "STOP")]
+)
+async def test_a_tap_on_a_templates_stop_button_is_an_opt_out(payload: str, text: str) -> None:
+    # Meta's marketing templates carry a "Stop promotions" quick reply; a shop's own button may
+    # say STOP. The tap arrives as a `button` message, not as text.
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.whatsapp_text(WA_ID, "Hallo"))
+    await shop.deliver(shop.fake.inbound.whatsapp_template_button(WA_ID, payload, text))
+
+    customer = await shop.whatsapp_customer()
+    assert customer is not None and customer.opted_out("whatsapp")
+    assert customer.consents[-1].source == "keyword"
+
+
+async def test_a_tap_on_another_template_button_is_no_opt_out() -> None:
+    shop = Shop()
+    await shop.deliver(shop.fake.inbound.whatsapp_template_button(WA_ID, "TRACK", "Sendung"))
+    customer = await shop.whatsapp_customer()
+    assert customer is not None and not customer.opted_out("whatsapp")
 
 
 async def test_opt_out_keywords_are_configurable() -> None:

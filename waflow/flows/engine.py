@@ -19,7 +19,7 @@ import contextvars
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal
@@ -55,8 +55,21 @@ __all__ = ["DEFAULT_OPT_OUT_KEYWORDS", "SEND_GUARD_FRESHNESS_SECONDS", "Engine",
 
 logger = logging.getLogger("waflow.engine")
 
-#: Messages that mean "stop sending me marketing" (compared whole, case-insensitively).
-DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "STOPP", "ARRET", "ARRÊT", "UNSUBSCRIBE", "ABMELDEN")
+#: Messages that mean "stop sending me marketing": compared with the whole message, ignoring case
+#: and punctuation around it, and with the text and payload of a tapped template button (Meta's
+#: marketing templates offer a "Stop promotions" quick reply).
+DEFAULT_OPT_OUT_KEYWORDS = (
+    "STOP",
+    "STOPP",
+    "ARRET",
+    "ARRÊT",
+    "UNSUBSCRIBE",
+    "ABMELDEN",
+    "STOP PROMOTIONS",
+)
+
+# What may surround a keyword and still be the keyword alone ("Stop.", "STOP!", "¡stop!").
+_AROUND_A_KEYWORD = " \t\r\n.,;:!?¡¿\"'()[]…-–—"
 
 FallbackTemplate = Callable[[FlowContext[Any]], TemplateMessage | None]
 
@@ -251,13 +264,13 @@ class Engine:
                     "at": event.timestamp.isoformat(),
                 }
             )
-        text = getattr(event, "text", None)
-        if isinstance(text, str) and text.strip().casefold() in self.opt_out_keywords:
+        said = _opt_out_words(event, self.opt_out_keywords)
+        if said is not None:
             customer.record_consent(
                 ConsentRecord(
                     channel=channel,
                     granted=False,
-                    wording=text.strip(),
+                    wording=said,
                     source="keyword",
                     at=event.timestamp,
                 )
@@ -663,6 +676,18 @@ class _Locks:
         if self._entered is not None:
             _lock_scope.reset(self._entered)
             self._entered = None
+
+
+def _opt_out_words(event: Event, keywords: Collection[str]) -> str | None:
+    """What the customer said or tapped, if it is an opt-out keyword (else ``None``)."""
+    said: list[Any] = [getattr(event, "text", None)]
+    button = getattr(event, "button", None)  # a template's quick-reply button
+    if button is not None:
+        said += [getattr(button, "text", None), getattr(button, "payload", None)]
+    for words in said:
+        if isinstance(words, str) and words.strip(_AROUND_A_KEYWORD).casefold() in keywords:
+            return words.strip()
+    return None
 
 
 def _event_ids(event: Event) -> list[LinkedId]:
