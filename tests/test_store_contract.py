@@ -365,6 +365,17 @@ async def test_a_handoff_code_is_used_once_and_a_second_use_applies_nothing(stor
     assert await store.handoff_get("A1B2-C3D4") is None
 
 
+async def test_due_customers_come_the_longest_due_first(store: Store) -> None:
+    # c1's event arrived first but was leased (its worker stopped) until T0+40s; c2's has been
+    # due since T0+10s: c2 has waited longer. The same order on every store, as outbox_claim.
+    seconds = timedelta(seconds=1)
+    items = [NewInboxItem("a", "c1", {}), NewInboxItem("b", "c2", {})]
+    await store.inbox_add_claim(items, T0 + 10 * seconds, 30, "w")
+    assert await store.inbox_due_customers(T0 + 60 * seconds) == ["c2", "c1"]
+    assert await store.inbox_due_customers(T0 + 60 * seconds, limit=1) == ["c2"]
+    assert await store.inbox_due_customers(T0 + 20 * seconds) == ["c2"]  # c1 still leased
+
+
 async def test_deadlines_due_at_the_same_moment_come_by_customer_id(store: Store) -> None:
     # Ties are broken the same way on every store (a limit then picks the same customers).
     for customer in ("d3", "d1", "d2"):

@@ -273,7 +273,7 @@ class Store(Protocol):
         ...
 
     async def inbox_due_customers(self, now: datetime, limit: int = 100) -> list[str]:
-        """Customers with a pending event that is due (oldest first)."""
+        """Customers whose next pending event is due: the longest due first (then by arrival)."""
         ...
 
     async def inbox_get(self, key: str) -> InboxItem | None:

@@ -196,10 +196,10 @@ class MemoryStore:
             heads = []
             for customer, queue in self._pending.items():
                 head = self._items[queue[0]]
-                leased = head.lease_until is not None and head.lease_until > now
-                if head.next_attempt_at <= now and not leased:
-                    heads.append((head.seq, customer))
-            return [customer for _, customer in sorted(heads)[:limit]]
+                due = max(head.next_attempt_at, head.lease_until or head.next_attempt_at)
+                if due <= now:  # due longest first, then by arrival (as outbox_claim)
+                    heads.append((due, head.seq, customer))
+            return [customer for _, _, customer in sorted(heads)[:limit]]
 
     async def inbox_get(self, key: str) -> InboxItem | None:
         with self._lock:

@@ -463,12 +463,12 @@ class SQLiteStore:
                 " WHERE customer = i.customer AND state = 'pending') ORDER BY seq",
             ).fetchall()
             stamp = _ts(now)
-            return [
-                row["customer"]
-                for row in rows
-                if row["next_attempt_at"] <= stamp
-                and (row["lease_until"] is None or row["lease_until"] <= stamp)
-            ][:limit]
+            heads = []
+            for row in rows:
+                due = max(row["next_attempt_at"], row["lease_until"] or row["next_attempt_at"])
+                if due <= stamp:  # due longest first, then by arrival (as outbox_claim)
+                    heads.append((due, row["seq"], row["customer"]))
+            return [customer for _, _, customer in sorted(heads)[:limit]]
 
         return self._read(due)
 
