@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -70,6 +71,7 @@ __all__ = [
     "GraphRequest",
     "GraphResponse",
     "SyncGraph",
+    "next_cursor",
     "should_retry",
 ]
 
@@ -168,6 +170,26 @@ class GraphResponse:
         self.__dict__.update(
             data=data, status_code=status_code, headers=headers, retries_taken=retries_taken
         )
+
+
+def next_cursor(data: Any) -> str | None:
+    """The ``after`` cursor of the page after this answer of a Graph list, or ``None`` at the end.
+
+    Meta marks the last page by leaving out ``paging.next`` (the cursors may still be there, so
+    following ``after`` alone would loop over the last page). A page may be empty and still have a
+    next one. Where ``cursors.after`` is missing, the cursor is read from the ``next`` URL.
+    """
+    paging = data.get("paging") if isinstance(data, dict) else None
+    if not isinstance(paging, dict):
+        return None
+    next_url = paging.get("next")
+    if not isinstance(next_url, str) or not next_url:
+        return None
+    cursors = paging.get("cursors")
+    cursor = cursors.get("after") if isinstance(cursors, dict) else None
+    if not isinstance(cursor, str) or not cursor:
+        cursor = next(iter(parse_qs(urlsplit(next_url).query).get("after", [])), None)
+    return cursor or None
 
 
 def should_retry(request: GraphRequest, exc: BaseException) -> bool:

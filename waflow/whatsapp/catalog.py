@@ -50,7 +50,7 @@ from pydantic import (
 from waflow._models import InboundModel, OutboundModel, check_count, check_length, violation
 from waflow.clock import Clock
 from waflow.errors import APIError, APIResponseValidationError, APIStatusError, ConfigError
-from waflow.graph import GraphRequest, GraphResponse
+from waflow.graph import GraphRequest, GraphResponse, next_cursor
 
 if TYPE_CHECKING:
     from waflow.graph import AsyncGraph, SyncGraph
@@ -574,15 +574,9 @@ def parse_products_page(response: GraphResponse) -> ProductPage:
     items = data.get("data") if data is not None else None
     if not isinstance(items, list):
         raise APIResponseValidationError("the products list answered without a `data` array")
-    paging = data.get("paging") if data is not None else None
-    after: str | None = None
-    # Meta marks the last page by leaving out `next`; the cursors may still be there, so following
-    # `after` alone would loop over the last page.
-    if isinstance(paging, dict) and paging.get("next"):
-        cursors = paging.get("cursors")
-        candidate = cursors.get("after") if isinstance(cursors, dict) else None
-        after = candidate if isinstance(candidate, str) and candidate else None
-    return ProductPage(products=[Product.model_validate(item) for item in items], after=after)
+    return ProductPage(
+        products=[Product.model_validate(item) for item in items], after=next_cursor(data)
+    )
 
 
 def product_request(product_id: str, *, fields: Iterable[str] | None = None) -> GraphRequest:
@@ -836,7 +830,7 @@ class CatalogResource(_ResourceBase):
         while True:
             page = parse_products_page(self._graph.request(query.request(after)))
             yield page
-            if page.after is None:
+            if page.after is None or page.after == after:  # the end, or a cursor that is stuck
                 return
             after = page.after
 
@@ -920,7 +914,7 @@ class AsyncCatalogResource(_ResourceBase):
         while True:
             page = parse_products_page(await self._graph.request(query.request(after)))
             yield page
-            if page.after is None:
+            if page.after is None or page.after == after:  # the end, or a cursor that is stuck
                 return
             after = page.after
 

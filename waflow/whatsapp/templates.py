@@ -42,7 +42,6 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     Discriminator,
@@ -65,7 +64,7 @@ from waflow.errors import (
     TemplateError,
 )
 from waflow.events import Event
-from waflow.graph import GraphRequest, GraphResponse
+from waflow.graph import GraphRequest, GraphResponse, next_cursor
 from waflow.whatsapp.events import (
     TemplateCategoryUpdate,
     TemplateQualityUpdate,
@@ -1096,24 +1095,15 @@ def parse_page(response: GraphResponse) -> TemplatePage:
     items = data.get("data")
     if not isinstance(items, list):
         raise APIResponseValidationError("template listing answered without a `data` list")
-    paging = data.get("paging")
-    paging = paging if isinstance(paging, dict) else {}
-    after: str | None = None
-    next_url = paging.get("next")
-    if isinstance(next_url, str) and next_url:
-        cursors = paging.get("cursors")
-        cursor = cursors.get("after") if isinstance(cursors, dict) else None
-        if not isinstance(cursor, str) or not cursor:
-            cursor = next(iter(parse_qs(urlsplit(next_url).query).get("after", [])), None)
-        after = cursor or None
-    return TemplatePage([_template(item) for item in items], after)
+    return TemplatePage([_template(item) for item in items], next_cursor(data))
 
 
 def next_page_request(request: GraphRequest, page: TemplatePage) -> GraphRequest | None:
     """The request of the page after ``page`` (same filters), or ``None`` after the last page."""
     params = dict(request.params or {})
-    # A cursor that does not move would page forever: treat it as the end.
-    if page.after is None or not page.templates or params.get("after") == page.after:
+    # A cursor that does not move would page forever: treat it as the end. An empty page is not
+    # the end while Meta gives a next one.
+    if page.after is None or params.get("after") == page.after:
         return None
     params["after"] = page.after
     return GraphRequest(request.method, request.path, params=params)
