@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from waflow import App
+from waflow import App, WebhookRequest
 from waflow.store import MemoryStore
 from waflow.testing import FakeGraphAPI
 
@@ -68,3 +70,51 @@ def test_flask_adapter(fake: FakeGraphAPI) -> None:
         client.post("/webhook", data=b"{", headers=headers).status_code == 403
     )  # signature of other bytes
     assert fake.sent.texts() == ["Hallo aus Flask!"]
+
+
+def test_flask_with_an_async_client_over_http_records_every_reply_as_sent(
+    tmp_path: Path, fake: FakeGraphAPI
+) -> None:
+    # dispatch_sync runs every request on one loop of the app's own: the async client's pooled
+    # connections belong to it. A new loop per request closed them under the next send, which
+    # went out but was parked as failed ("Event loop is closed"), to be sent again on retry.
+    pytest.importorskip("flask")
+    from flask_app import create_web
+
+    from waflow.store import SQLiteStore
+    from waflow.testing.http_fake import serve_fake
+    from waflow.whatsapp import AsyncWhatsApp
+
+    with serve_fake(fake) as url:
+        client = AsyncWhatsApp(
+            access_token=fake.access_token,
+            phone_number_id=fake.phone_number_id,
+            base_url=url,
+            throughput=None,
+        )
+        app = App(app_secret=fake.app_secret, store=SQLiteStore(tmp_path / "w.db"), whatsapp=client)
+        app.message()(lambda event, ctx: ctx.reply(f"Hallo {event.text}"))
+        web = create_web(app).test_client()
+        for n in range(4):
+            raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", f"#{n}"))
+            assert web.post("/webhook", data=raw, headers=headers).status_code == 200
+        assert fake.sent.texts() == [f"Hallo #{n}" for n in range(4)]
+        parked = asyncio.run(app.store.outbox_list("parked", 10))
+        assert parked == [], [item.last_error for item in parked]
+
+
+def test_dispatch_sync_from_several_threads(fake: FakeGraphAPI) -> None:
+    app = _app(fake, "Hallo!")
+    bodies = [fake.sign(fake.inbound.whatsapp_text(f"49151000000{n:02d}", "Hi")) for n in range(8)]
+    answers: list[int] = []
+
+    def post(raw: bytes, headers: dict[str, str]) -> None:
+        answers.append(app.dispatch_sync(WebhookRequest("POST", raw, headers)).status)
+
+    threads = [threading.Thread(target=post, args=body) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert answers == [200] * 8
+    assert fake.sent.texts() == ["Hallo!"] * 8

@@ -22,10 +22,11 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import SecretStr
@@ -52,6 +53,7 @@ from waflow.whatsapp.events import (
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "App", "WebhookRequest", "WebhookResponse"]
 
 logger = logging.getLogger("waflow.app")
+_T = TypeVar("_T")
 
 #: How long handled events are remembered for deduplication (Meta retries for up to 7 days).
 DEDUPE_RETENTION = timedelta(days=8)
@@ -125,6 +127,40 @@ def _accepted_body(events: int, new: int) -> bytes:
     return json.dumps({"ok": True, "events": events, "new": new}).encode()
 
 
+class _LoopThread:
+    """One event loop running in a daemon thread, started on first use, for ``dispatch_sync``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``work`` on the loop and wait for its result in the calling thread."""
+        with self._lock:
+            if self._loop is None:
+                self._loop, self._thread = self._start()
+        if threading.current_thread() is self._thread:
+            work.close()
+            raise RuntimeError("dispatch_sync called from the app's own loop: await dispatch()")
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    @staticmethod
+    def _start() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=serve, name="waflow-dispatch-sync", daemon=True)
+        thread.start()
+        ready.wait()
+        return loop, thread
+
+
 class App:
     """A webhook endpoint for WhatsApp numbers and Messenger Pages, with a durable inbox.
 
@@ -182,6 +218,7 @@ class App:
         )
         self._whatsapp = _by_business(whatsapp, "phone_number_id")
         self._messenger = _by_business(messenger, "page_id")
+        self._sync_loop = _LoopThread()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> App:
@@ -227,8 +264,13 @@ class App:
         return response
 
     def dispatch_sync(self, request: WebhookRequest) -> WebhookResponse:
-        """:meth:`dispatch` for synchronous frameworks (Flask, Django): runs its own event loop."""
-        return asyncio.run(self.dispatch(request))
+        """:meth:`dispatch` for synchronous frameworks (Flask, Django), from any thread.
+
+        Every call runs on one event loop of this app's own, in a background thread: async
+        clients and stores keep their connections on the loop that opened them, which a new
+        loop per request (``asyncio.run``) would close under them. Not from that loop itself.
+        """
+        return self._sync_loop.run(self.dispatch(request))
 
     async def prune(
         self,
