@@ -11,6 +11,7 @@ from tests.graph_support import Script, sent
 from waflow import AsyncWhatsApp, WhatsApp
 from waflow.config import Settings
 from waflow.errors import ConfigError
+from waflow.store import open_store
 from waflow.testing import FrozenClock
 
 TOKEN = "EAAGconfig0token0value"
@@ -92,6 +93,16 @@ def test_throughput_tiers_are_read_from_text(tier: str) -> None:
 )
 def test_store_urls_of_every_backend_are_accepted(store: str) -> None:
     assert Settings.from_env({"WAFLOW_STORE": store}).store == store
+
+
+@pytest.mark.parametrize("store", ["sqlite://", "sqlite:///"])
+def test_a_sqlite_url_without_a_file_is_refused_not_made_a_memory_database(store: str) -> None:
+    # It would silently lose everything recorded at the next restart.
+    with pytest.raises(ConfigError, match=r"WAFLOW_STORE.*names no file"):
+        Settings.from_env({"WAFLOW_STORE": store})
+    with pytest.raises(ConfigError, match="names no file"):
+        open_store(store)
+    assert open_store("sqlite://:memory:") is not None  # asked for by name: fine
 
 
 def test_empty_variables_count_as_unset_and_values_are_stripped() -> None:

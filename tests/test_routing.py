@@ -15,6 +15,7 @@ from waflow.testing import FakeGraphAPI
 from waflow.webhooks import parse
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+CUSTOMER = "4915112345678"
 
 
 @pytest.fixture
@@ -117,6 +118,32 @@ async def test_fallback_takes_what_no_route_takes_with_the_routers_middleware(
     sync_router.fallback(lambda _e, _ctx: log.append("sync fallback"))
     await sync_router.handle(event, context(event))
     assert log[-1] == "sync fallback"
+
+
+async def test_an_included_routers_fallback_takes_what_its_filters_let_in() -> None:
+    # One router per number, each with its own fallback, behind one root.
+    fake = FakeGraphAPI()
+    log: list[str] = []
+    root = Router(name="app")
+    shop_a = root.include(Router(F.business("100000000000001"), name="a"))
+    shop_b = root.include(Router(F.business("200000000000002"), name="b"))
+    shop_a.fallback(lambda _e, _ctx: log.append("a fallback"))
+    shop_b.message(F.text("preis"))(lambda _e, _ctx: log.append("b price"))
+    shop_b.fallback(lambda _e, _ctx: log.append("b fallback"))
+    root.fallback(lambda _e, _ctx: log.append("root fallback"))
+
+    def to(number: str, text: str) -> Event:
+        return parse(fake.inbound.whatsapp_text(CUSTOMER, text, phone_number_id=number))[0]
+
+    for number, text in (
+        ("200000000000002", "preis"),
+        ("200000000000002", "hallo"),
+        ("100000000000001", "hallo"),
+        ("300000000000003", "hallo"),  # neither shop's number: the root's own fallback
+    ):
+        message = to(number, text)
+        assert await root.handle(message, context(message)) is True
+    assert log == ["b price", "b fallback", "a fallback", "root fallback"]
 
 
 async def test_nothing_matches_nothing_runs(event: Event) -> None:

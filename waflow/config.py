@@ -103,6 +103,8 @@ class Settings(BaseModel):
     def _check_store(cls, value: str) -> str:
         if not value.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
             raise ValueError("must start with sqlite://, redis://, rediss:// or memory://")
+        if value in ("sqlite://", "sqlite:///"):
+            raise ValueError("names no file: use sqlite:///waflow.db (or sqlite://:memory:)")
         return value
 
     @field_validator("log_level", mode="before")

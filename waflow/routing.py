@@ -155,7 +155,11 @@ class Router:
         return self.on(kind("status"), *filters)
 
     def fallback(self, handler: H) -> H:
-        """Register the handler for events no other handler of this router tree takes."""
+        """Register the handler for events no other handler of this router tree takes.
+
+        On an included router it takes the events its filters let in that none of its handlers
+        (or its own included routers) took, before the routers included after it are asked.
+        """
         self._fallback = _Route((), handler, inspect.iscoroutinefunction(handler))
         return handler
 
@@ -195,6 +199,8 @@ class Router:
             found = child._resolve(event, ctx, chain)
             if found is not None:
                 return found
+        if self._fallback is not None:  # the event is this router's (its filters passed)
+            return self._fallback, chain
         return None
 
     async def handle(self, event: Event, ctx: HandlerContext) -> bool:

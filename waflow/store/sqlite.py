@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from waflow.errors import ConcurrentUpdateError
+from waflow.errors import ConcurrentUpdateError, ConfigError
 from waflow.store.base import (
     LEASE_RAN_OUT,
     USED_HANDOFF,
@@ -303,7 +303,13 @@ class SQLiteStore:
             raise ValueError(f"not a sqlite URL: {url}")
         path = url[len("sqlite://") :]
         path = path[1:] if path.startswith("/") else path
-        return cls(path or ":memory:")
+        if not path:
+            # Not silently a database that vanishes at exit: that would lose what was recorded.
+            raise ConfigError(
+                f"store URL {url!r} names no file: use sqlite:///waflow.db (or sqlite://:memory:"
+                " for a private in-memory database)"
+            )
+        return cls(path)
 
     @property
     def schema_version(self) -> int:
