@@ -108,7 +108,9 @@ def test_download_that_fails_twice_raises(fake: FakeGraphAPI) -> None:
     assert info.value.status_code == 404
 
 
-def test_download_with_wrong_checksum_is_refused() -> None:
+def _tampering_client() -> WhatsApp:
+    """A client whose media downloads do not match the SHA-256 Meta gave for them."""
+
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.host == "lookaside.fbsbx.com":
             return httpx.Response(200, content=b"tampered")
@@ -121,14 +123,36 @@ def test_download_with_wrong_checksum_is_refused() -> None:
             },
         )
 
-    wa = WhatsApp(
+    return WhatsApp(
         access_token="t",
         phone_number_id="1",
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
         throughput=None,
     )
+
+
+def test_download_with_wrong_checksum_is_refused() -> None:
     with pytest.raises(APIResponseValidationError, match="SHA-256 does not match"):
-        wa.media.download("1")
+        _tampering_client().media.download("1")
+
+
+def test_a_download_that_fails_its_check_leaves_no_file(tmp_path: Path) -> None:
+    wa = _tampering_client()
+    fresh, kept = tmp_path / "new.png", tmp_path / "old.png"
+    kept.write_bytes(b"the previous file")
+    for destination in (fresh, kept):
+        with pytest.raises(APIResponseValidationError, match="SHA-256 does not match"):
+            wa.media.download_to("1", destination)
+    assert not fresh.exists()  # nothing half-written or corrupt
+    assert kept.read_bytes() == b"the previous file"  # an older file stays as it was
+    assert list(tmp_path.iterdir()) == [kept]  # and no leftovers beside them
+
+
+def test_a_3gp_file_uploads_as_video(fake: FakeGraphAPI, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.3gp"
+    clip.write_bytes(b"\0" * 1000)  # Python guesses audio/3gpp, which WhatsApp does not take
+    upload = fake.whatsapp().media.upload(clip)
+    assert fake.whatsapp().media.get(upload.id).mime_type == "video/3gpp"
 
 
 def test_delete(fake: FakeGraphAPI) -> None:

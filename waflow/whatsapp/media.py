@@ -12,7 +12,9 @@ import base64
 import hashlib
 import mimetypes
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -130,6 +132,8 @@ def prepare_upload(
         filename = filename or (os.path.basename(name) if isinstance(name, str) else None)
     if mime_type is None and filename:
         mime_type = mimetypes.guess_type(filename)[0]
+        if mime_type == "audio/3gpp":  # Python's guess for .3gp; WhatsApp takes it as video
+            mime_type = "video/3gpp"
     if mime_type is None:
         raise MessageValidationError("cannot tell the media type: pass mime_type= or a filename")
     base_type = mime_type.split(";")[0].strip().lower()
@@ -219,10 +223,25 @@ class _Digest:
             )
 
 
-def _open_target(destination: str | os.PathLike[str] | IO[bytes]) -> tuple[IO[bytes], bool]:
-    if isinstance(destination, (str, os.PathLike)):
-        return open(destination, "wb"), True
-    return destination, False
+@contextmanager
+def _target(destination: str | os.PathLike[str] | IO[bytes]) -> Iterator[IO[bytes]]:
+    """Where a download is written. A path gets a file of its own beside it, moved into place
+    only once the download is complete and checked: a failed or corrupt download leaves nothing
+    (and an older file at the path stays as it was)."""
+    if not isinstance(destination, (str, os.PathLike)):
+        yield destination
+        return
+    final = Path(destination)
+    part = tempfile.NamedTemporaryFile(  # noqa: SIM115  # closed and moved or removed below
+        dir=final.parent, prefix=f".{final.name}.", suffix=".part", delete=False
+    )
+    try:
+        with part:
+            yield part
+        os.replace(part.name, final)
+    except BaseException:
+        Path(part.name).unlink(missing_ok=True)
+        raise
 
 
 class Media:
@@ -270,15 +289,14 @@ class Media:
         return b"".join(self.iter_bytes(media_id))
 
     def download_to(self, media_id: str, destination: str | os.PathLike[str] | IO[bytes]) -> int:
-        """Stream the file of ``media_id`` into a path or binary file; return the bytes written."""
-        target, owned = _open_target(destination)
+        """Stream the file of ``media_id`` into a path or binary file; return the bytes written.
+
+        A path is written only once the whole file has arrived and matched its SHA-256.
+        """
         written = 0
-        try:
+        with _target(destination) as target:
             for chunk in self.iter_bytes(media_id):
                 written += target.write(chunk)
-        finally:
-            if owned:
-                target.close()
         return written
 
 
@@ -331,13 +349,12 @@ class AsyncMedia:
     async def download_to(
         self, media_id: str, destination: str | os.PathLike[str] | IO[bytes]
     ) -> int:
-        """Stream the file of ``media_id`` into a path or binary file; return the bytes written."""
-        target, owned = _open_target(destination)
+        """Stream the file of ``media_id`` into a path or binary file; return the bytes written.
+
+        A path is written only once the whole file has arrived and matched its SHA-256.
+        """
         written = 0
-        try:
+        with _target(destination) as target:
             async for chunk in self.iter_bytes(media_id):
                 written += target.write(chunk)
-        finally:
-            if owned:
-                target.close()
         return written
