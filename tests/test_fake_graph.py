@@ -58,6 +58,53 @@ def test_sends_from_an_unknown_number_are_refused() -> None:
     assert info.value.code == 100
 
 
+@pytest.mark.parametrize(
+    "base_url", ["https://graph.facebok.com", "http://localhost:9999", "https://api.example.com"]
+)
+def test_a_client_pointed_at_another_host_is_not_answered_like_meta(base_url: str) -> None:
+    # A typo in base_url must fail the user's test, not pass it.
+    fake = FakeGraphAPI()
+    with pytest.raises(InvalidRequestError) as info:
+        fake.whatsapp(base_url=base_url).send_text(TO, "hi")
+    assert (info.value.code, info.value.subcode) == (100, 33)
+    assert fake.sent == []
+    assert [r.method for r in fake.unmatched] == ["POST"]
+
+
+def test_a_send_without_messaging_product_is_refused() -> None:
+    fake = FakeGraphAPI()
+    with fake.client() as http:
+        response = http.post(
+            f"https://graph.facebook.com/v26.0/{fake.phone_number_id}/messages",
+            json={"to": TO, "type": "text", "text": {"body": "Hallo"}},
+            headers={"Authorization": f"Bearer {fake.access_token}"},
+        )
+    assert response.status_code == 400
+    assert "messaging_product is required" in response.json()["error"]["message"]
+    assert fake.sent == []
+
+
+def test_messages_to_business_scoped_user_ids_name_no_phone_number() -> None:
+    fake = FakeGraphAPI()
+    wa = fake.whatsapp()
+    user, other = "DE.13491208655302741918", "AT.29381746502938475610"
+    result = wa.send_text(user, "Hallo")
+    wa.send_text(other, "Servus")
+    assert result.wa_id is None  # no number was made up from the id's digits
+    status = fake.deliver(result.message_id)["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert status.get("recipient_user_id") == user
+    assert not status.get("recipient_id")
+    assert fake.sent.to(user).texts() == ["Hallo"]  # not every user id's messages
+
+
+def test_fail_next_190_answers_401_like_an_invalid_token() -> None:
+    fake = FakeGraphAPI()
+    fake.fail_next(190)
+    with pytest.raises(AuthenticationError) as info:
+        fake.whatsapp().send_text(TO, "hi")
+    assert (info.value.status_code, info.value.code) == (401, 190)
+
+
 def test_an_outage_lasts_its_virtual_duration() -> None:
     clock = FrozenClock()
     fake = FakeGraphAPI(clock=clock)

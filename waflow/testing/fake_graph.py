@@ -150,7 +150,7 @@ class SentLog(list[SentMessage]):
     def to(self, recipient: str) -> SentLog:
         """Only those sent to ``recipient`` (a wa_id, phone number or PSID)."""
         digits = _digits(recipient)
-        return SentLog(m for m in self if m.to == recipient or _digits(m.to) == digits)
+        return SentLog(m for m in self if m.to == recipient or (digits and _digits(m.to) == digits))
 
     def of_type(self, kind: str) -> SentLog:
         """Only those of a message ``type`` or interactive type (``"text"``, ``"product_list"``)."""
@@ -214,6 +214,10 @@ class _Media:
 
 
 def _digits(value: str) -> str:
+    """The digits of a phone number; empty for a business-scoped user id ("DE.1349…"), which
+    has letters and a dot and names no number."""
+    if any(ch.isalpha() or ch == "." for ch in value):
+        return ""
     return "".join(ch for ch in value if ch.isdigit())
 
 
@@ -280,6 +284,8 @@ class FakeGraphAPI:
         #: :func:`~waflow.testing.http_fake.serve_fake` serves the fake over HTTP it points at
         #: that server, so a client downloading media reaches the fake, not the internet.
         self.media_base_url = f"https://{MEDIA_HOST}"
+        # Requests to any other host are unmatched, whatever their path.
+        self._hosts = frozenset({httpx.URL(self.base_url).host, MEDIA_HOST})
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
@@ -440,15 +446,15 @@ class FakeGraphAPI:
     ) -> None:
         """Answer the next ``times`` requests (whose path matches regex ``path``) with an error.
 
-        ``code`` is the Graph error code (status 400 unless given; 130429 and other throttling codes
-        keep 400 as Meta does). ``body`` replaces the JSON error with raw bytes (an HTML 502 page,
+        ``code`` is the Graph error code (status 400 unless given, as Meta answers most codes,
+        throttling included; 401 for 190, an invalid token; 500 for 1, 2 and 131000). ``body`` replaces the JSON error with raw bytes (an HTML 502 page,
         an empty 503). ``retry_after`` adds a ``Retry-After`` header.
         """
         if code is None and status is None:
             raise ValueError("fail_next needs a Graph code or an HTTP status")
         failure = _Failure(
             code=code,
-            status=status or (500 if code in (1, 2, 131000) else 400),
+            status=status or (500 if code in (1, 2, 131000) else 401 if code == 190 else 400),
             message=message or (f"(#{code}) Simulated failure" if code else "Simulated failure"),
             subcode=subcode,
             is_transient=is_transient,
@@ -749,6 +755,9 @@ class FakeGraphAPI:
             raise httpx.ReadTimeout("simulated timeout", request=request)
         if failure is not None and not failure.timeout:
             return self._record(request, self._failure_response(failure))
+        if request.url.host not in self._hosts:
+            # Not Meta at all (a typo in base_url, a local URL): never a silent success.
+            return self._unmatched(request)
         if request.url.host != MEDIA_HOST and not self._authorized(request):
             response = graph_error(
                 401, "Invalid OAuth access token - Cannot parse access token", code=190
@@ -901,6 +910,9 @@ class FakeGraphAPI:
             body = json.loads(request.content)
         except ValueError:
             return graph_error(400, "(#100) Invalid JSON in request body", code=100)
+        if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
+            # Required by Meta on every send (waflow's models always write it; raw JSON may not).
+            return graph_error(400, "(#100) The parameter messaging_product is required.", code=100)
         try:
             message = from_body(body)
         except MessageValidationError as exc:
@@ -1012,12 +1024,15 @@ class FakeGraphAPI:
         answer: dict[str, Any] = {"id": message_id}
         if message.type == "template":
             answer["message_status"] = "accepted"
-        wa_id = _digits(message.to) or message.to
+        # A phone number comes back as the customer's wa_id; a business-scoped user id names no
+        # number, so none is made up for it.
+        digits = _digits(message.to)
+        contact = {"input": message.to, "wa_id": digits} if digits else {"input": message.to}
         return httpx.Response(
             200,
             json={
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": message.to, "wa_id": wa_id}],
+                "contacts": [contact],
                 "messages": [answer],
             },
         )
