@@ -129,6 +129,13 @@ async def test_handshake_with_a_wrong_token_is_refused(
             403,
             "does not match",
         ),
+        (
+            WebhookRequest(
+                "POST", b'{"object": "page", "entry": []}', {"X-Hub-Signature": "sha1=" + "0" * 40}
+            ),
+            403,
+            "only a sha1 X-Hub-Signature",
+        ),
         (signed(b"{not json"), 400, "not valid JSON"),
         (signed(b'{"hello": "world"}'), 400, "`object` is missing"),
         (signed(b"x" * (1024 * 1024 + 1)), 413, "exceeds"),
@@ -152,6 +159,8 @@ async def test_bad_requests_get_a_4xx_with_the_reason_in_body_and_log(
     assert reason in response.json()["error"]
     if status != 405:
         assert any(reason in record.getMessage() for record in caplog.records)
+    else:
+        assert response.headers.get("allow") == "GET, POST"
     assert calls == []
     assert fake.sent == []
 
@@ -568,3 +577,73 @@ async def test_prune_keeps_what_status_webhooks_reconcile_for_forty_days_and_par
     clock.advance(timedelta(days=11))  # more than 90 days after it was created
     assert await app.prune() == 1
     assert await app.outbox.parked() == []
+
+
+async def test_a_messenger_client_for_page_me_replies_on_any_page(
+    fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    # page_id="me" (a Page token's own Page) is documented for the client; behind an App its
+    # replies used to be parked: clients were looked up by the event's numeric page id only.
+    me = fake.async_messenger(page_id="me")
+    app = App(app_secret=fake.app_secret, store=MemoryStore(), messenger=me, clock=clock)
+    seen: list[Any] = []
+
+    @app.message()
+    async def answer(event: Event, ctx: HandlerContext) -> None:
+        seen.append(ctx.messenger)
+        ctx.reply("Hallo!")
+
+    response = await app.dispatch(
+        fake.webhook_request(fake.inbound.messenger_text("7000001", "Hi"))
+    )
+    assert response.status == 200
+    assert seen == [me]
+    assert fake.sent.on("messenger").texts() == ["Hallo!"]
+    assert await app.outbox.parked() == []
+
+
+async def _asgi_exchange(
+    app: App, scope: dict[str, Any], incoming: list[dict[str, Any]]
+) -> list[Any]:
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_websocket_is_closed_not_left_hanging(
+    fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    sent = await _asgi_exchange(
+        make_app(fake, clock),
+        {"type": "websocket", "path": "/webhook"},
+        [{"type": "websocket.connect"}],
+    )
+    assert [message["type"] for message in sent] == ["websocket.close"]
+
+
+async def test_a_store_that_fails_to_close_reports_a_failed_shutdown(
+    fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app = make_app(fake, clock)
+
+    async def broken_close() -> None:
+        raise OSError("disk gone")
+
+    app.store.close = broken_close  # type: ignore[method-assign]
+    sent = await _asgi_exchange(
+        app,
+        {"type": "lifespan"},
+        [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}],
+    )
+    assert [message["type"] for message in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.failed",
+    ]
+    assert "disk gone" in sent[-1]["message"]

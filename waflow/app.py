@@ -257,7 +257,9 @@ class App:
         if method == "GET":
             return self._handshake(request)
         if method != "POST":
-            return WebhookResponse.refusal(405, f"method {method} not allowed; use GET or POST")
+            refusal = WebhookResponse.refusal(405, f"method {method} not allowed; use GET or POST")
+            # A 405 names the methods that are allowed (RFC 9110).
+            return WebhookResponse(405, refusal.body, {**refusal.headers, "allow": "GET, POST"})
         response, receipt = await self._receive(request, claim=process)
         if receipt is not None and receipt.new and process:
             await self._process(receipt)
@@ -360,10 +362,15 @@ class App:
             assert self.app_secret is not None
             signature = request.header("x-hub-signature-256")
             try:
+                if signature is None and request.header("x-hub-signature") is not None:
+                    raise WebhookVerificationError(
+                        "only a sha1 X-Hub-Signature was sent; waflow verifies X-Hub-Signature-256"
+                    )
                 verify_signature(request.body, signature, self.app_secret)
             except WebhookVerificationError as exc:
                 logger.warning("webhook refused: %s", exc)
-                return WebhookResponse.refusal(401 if signature is None else 403, str(exc)), None
+                unsigned = signature is None and request.header("x-hub-signature") is None
+                return WebhookResponse.refusal(401 if unsigned else 403, str(exc)), None
         try:
             events = parse(request.body, received_at=self.clock.now())
         except WebhookPayloadError as exc:
@@ -443,6 +450,8 @@ class App:
         if channel == "whatsapp" and business_id:
             first = next(iter(clients.values()))
             return first.for_phone_number(business_id)
+        if channel == "messenger":
+            return clients.get("me")  # a Page token's client sends as its Page, whichever it is
         return None
 
     async def _queue(self, event: Event, replies: Sequence[Outgoing]) -> None:
@@ -495,6 +504,9 @@ class App:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1003})  # webhooks are plain HTTP
+            return
         if scope["type"] != "http":
             return
         if scope.get("path") != self.path:
@@ -541,7 +553,12 @@ class App:
                 for runner in runners:
                     with contextlib.suppress(asyncio.CancelledError):
                         await runner
-                await self.store.close()
+                try:
+                    await self.store.close()
+                except Exception as exc:  # tell the server, rather than raise into it
+                    logger.exception("closing the store at shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -378,6 +378,8 @@ class Outbox:
             client = next(iter(clients.values())).for_phone_number(business_id)
             clients[business_id] = client
             return client
+        if channel == "messenger" and "me" in clients:
+            return clients["me"]  # a Page token's client (page_id="me") sends as its Page
         raise WaflowError(f"no {channel} client for {business_id}: pass {channel}= to the App")
 
     async def _retry_later(self, item: OutboxItem, exc: BaseException) -> DrainReport:
