@@ -125,6 +125,25 @@ def write(path: Path, text: str) -> Path:
 # -- global -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (("demo", "--width", "4"), "must be from 40 to 1000, not 4"),
+        (("serve", "x:app", "--port", "99999"), "must be from 1 to 65535, not 99999"),
+        (("serve", "x:app", "--port", "-5"), "must be from 1 to 65535, not -5"),
+        (("outbox", "list", "--limit", "0"), "must be from 1 to 100000, not 0"),
+        (("outbox", "list", "--limit", "many"), "not a whole number: 'many'"),
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], fragment: str
+) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert fragment in err
+    assert "Traceback" not in err
+
+
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--version")
     assert code == 0
@@ -1059,3 +1078,18 @@ def test_no_command_prints_a_secret(
     for secret in secrets:
         assert secret not in captured.out
         assert secret not in captured.err
+
+
+def test_serve_on_a_port_in_use_exits_with_a_message(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    write(tmp_path / "cli_app.py", APP_MODULE)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, _, err = run(
+            capsys, "serve", "cli_app:app", "--port", port, "--app-dir", str(tmp_path)
+        )
+    assert code == 1  # returned by main, not a SystemExit out of it
+    assert f"could not start on 127.0.0.1:{port}" in err

@@ -105,6 +105,11 @@ def test_a_sqlite_url_without_a_file_is_refused_not_made_a_memory_database(store
     assert open_store("sqlite://:memory:") is not None  # asked for by name: fine
 
 
+def test_a_graph_url_with_a_port_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"WAFLOW_GRAPH_URL.*port that is not a number"):
+        Settings.from_env({"WAFLOW_GRAPH_URL": "http://127.0.0.1:abc"})
+
+
 def test_empty_variables_count_as_unset_and_values_are_stripped() -> None:
     settings = Settings.from_env(
         {"WAFLOW_ACCESS_TOKEN": "", "WAFLOW_PHONE_NUMBER_ID": " 106540352242922\n"}

@@ -298,12 +298,19 @@ def _cmd_serve(args: argparse.Namespace, ctx: _Context) -> int:
     _configure_waflow_logging(ctx)
     path = waflow_app.path if waflow_app is not None else ""
     ctx.progress(f"{PROG}: serving {args.app} on http://{args.host}:{args.port}{path}")
-    if args.reload:
-        # uvicorn reloads by importing the string again in a fresh process (with app_dir on its
-        # path); the import above only checked that it resolves.
-        uvicorn.run(args.app, reload=True, app_dir=args.app_dir, **options)
-    else:
-        uvicorn.run(asgi, **options)
+    try:
+        if args.reload:
+            # uvicorn reloads by importing the string again in a fresh process (with app_dir on
+            # its path); the import above only checked that it resolves.
+            uvicorn.run(args.app, reload=True, app_dir=args.app_dir, **options)
+        else:
+            uvicorn.run(asgi, **options)
+    except SystemExit as exc:  # uvicorn exits when it cannot start (a port in use): it logged why
+        if exc.code in (None, 0):
+            return EXIT_OK
+        raise CommandError(
+            f"the server could not start on {args.host}:{args.port} (see uvicorn's message above)"
+        ) from None
     return EXIT_OK
 
 
@@ -711,13 +718,16 @@ def _parser() -> argparse.ArgumentParser:
         help="folder that holds the shop_bot example (default: examples)",
     )
     demo.add_argument(
-        "--width", type=int, default=None, help="width of the transcript (default: terminal)"
+        "--width",
+        type=_int_in(40, 1000),
+        default=None,
+        help="width of the transcript, 40 or more (default: terminal)",
     )
 
     serve = command(commands, "serve", "run an App (or any ASGI app) with uvicorn", _cmd_serve)
     serve.add_argument("app", metavar="APP", help="module:attribute, such as shop_bot.app:app")
     serve.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--port", type=_int_in(1, 65535), default=8000, help="port (default: 8000)")
     serve.add_argument(
         "--app-dir", default=".", help="folder to import APP from (default: the current one)"
     )
@@ -786,7 +796,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox_list.add_argument(
         "--state", choices=typing.get_args(OutboxState), default="parked", help="default: parked"
     )
-    outbox_list.add_argument("--limit", type=int, default=100, help="at most this many")
+    outbox_list.add_argument(
+        "--limit", type=_int_in(1, 100_000), default=100, help="at most this many"
+    )
     outbox_list.add_argument("--full", action="store_true", help="do not shorten long errors")
     outbox_list.add_argument("--store", default=None, metavar="URL", help="default: WAFLOW_STORE")
     retry = command(outbox_commands, "retry", "put parked messages back in line", _cmd_outbox_retry)
@@ -824,6 +836,21 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.strerror}: {exc.filename}"
     return f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+
+
+def _int_in(lowest: int, highest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``lowest`` to ``highest`` (a usage error else)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lowest <= value <= highest:
+            raise argparse.ArgumentTypeError(f"must be from {lowest} to {highest}, not {value}")
+        return value
+
+    return parse
 
 
 def main(

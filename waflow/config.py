@@ -82,6 +82,12 @@ class Settings(BaseModel):
             host = None
         if not host or any(ch.isspace() for ch in value):
             raise ValueError("must be a URL with a host, such as https://graph.facebook.com")
+        try:
+            urlsplit(value).port  # noqa: B018  # raises for a port that is not a number in range
+        except ValueError:
+            raise ValueError(
+                "has a port that is not a number from 0 to 65535 (e.g. http://127.0.0.1:8080)"
+            ) from None
         return value.rstrip("/")
 
     @field_validator("api_version")
