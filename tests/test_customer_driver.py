@@ -572,6 +572,7 @@ async def test_the_link_journey_taps_the_wa_me_button(
     waflow_app: AppFactory,
     waflow_customer: CustomerFactory,
 ) -> None:
+    fake_graph.display_phone_number = "+49 30 1234567"  # the number customers see
     engine = Engine(
         ShopFlow,
         store=memory_store,
@@ -586,6 +587,17 @@ async def test_the_link_journey_taps_the_wa_me_button(
     replies = await customer.messenger.taps("WhatsApp öffnen")
     assert [(m.channel, m.interactive_type) for m in replies] == [("whatsapp", "product")]
     assert replies.last.to == "4917612345678"
+
+
+async def test_a_wa_me_link_to_another_number_is_refused(customer: Customer) -> None:
+    # Built with the phone number id (or any number but the shop's), the link leads nowhere
+    # real: the handoff must fail in the test, as it would for the customer.
+    with pytest.raises(ValueError, match=r"leads to 106540352242922, not the shop's WhatsApp"):
+        await customer.opens_link("https://wa.me/106540352242922?text=CODE-123")
+    with pytest.raises(ValueError, match="leads to no number"):
+        await customer.opens_link("https://wa.me/?text=CODE-123")
+    sent = await customer.opens_link("https://api.whatsapp.com/send?phone=15550783881&text=Hi")
+    assert sent is not None
 
 
 async def test_timeouts_fire_while_the_customer_waits(

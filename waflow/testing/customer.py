@@ -360,6 +360,17 @@ class Customer:
         query = parse_qs(parts.query)
         prefix = f"taps {tapped!r}: " if tapped else ""
         if host in _WHATSAPP_LINK_HOSTS:
+            # wa.me/<number>, or api.whatsapp.com/send?phone=<number>: it must be the shop's
+            # number (as customers see it), or the customer would write to someone else.
+            number = parts.path.strip("/") if host == "wa.me" else (query.get("phone") or [""])[0]
+            number = "".join(ch for ch in number if ch.isdigit())
+            shop = "".join(ch for ch in self.fake.display_phone_number if ch.isdigit())
+            if number != shop:
+                raise ValueError(
+                    f"{url} leads to {number or 'no number'}, not the shop's WhatsApp number "
+                    f"{shop} (fake.display_phone_number): link the display number, not the "
+                    "phone number id"
+                )
             text = (query.get("text") or [""])[0]
             if not text:
                 raise ValueError(
