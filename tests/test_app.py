@@ -647,3 +647,50 @@ async def test_a_store_that_fails_to_close_reports_a_failed_shutdown(
         "lifespan.shutdown.failed",
     ]
     assert "disk gone" in sent[-1]["message"]
+
+
+async def test_clients_can_be_given_as_a_mapping_by_number(
+    fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    # As the Outbox takes them: {phone_number_id: client}.
+    second = "200000000000002"
+    fake.add_phone_number(second)
+    clients = {
+        fake.phone_number_id: fake.async_whatsapp(),
+        second: fake.async_whatsapp(phone_number_id=second),
+    }
+    app = App(app_secret=fake.app_secret, store=MemoryStore(), whatsapp=clients, clock=clock)
+    app.message()(lambda event, ctx: ctx.reply("Hallo!"))
+    for number in (fake.phone_number_id, second):
+        body = fake.inbound.whatsapp_text("4915112345678", "Hi", phone_number_id=number)
+        assert (await app.dispatch(fake.webhook_request(body))).status == 200
+    assert [m.sender_id for m in fake.sent] == [fake.phone_number_id, second]
+
+
+async def test_a_client_that_disconnects_mid_body_gets_nothing_recorded(
+    fake: FakeGraphAPI, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(fake, clock)
+    calls: list[Event] = []
+    app.on()(lambda event, ctx: calls.append(event))
+    raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", "Hi"))
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/webhook",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    with caplog.at_level(logging.WARNING, logger="waflow"):
+        sent = await _asgi_exchange(
+            app,
+            scope,
+            [
+                {"type": "http.request", "body": raw[:10], "more_body": True},
+                {"type": "http.disconnect"},
+            ],
+        )
+    assert sent == []  # nobody to answer
+    assert calls == []
+    assert "disconnected before sending the whole body" in caplog.text
+    assert "signature" not in caplog.text  # not blamed on the signature

@@ -38,7 +38,7 @@ from waflow.events import Event
 from waflow.filters import Filter
 from waflow.flows.engine import Engine
 from waflow.inbox import DEFAULT_RETRY_DELAYS, DeadLetter, Inbox, Receipt, customer_key, mask
-from waflow.outbox import Outbox
+from waflow.outbox import Outbox, clients_by_business
 from waflow.routing import H, HandlerContext, Middleware, Outgoing, Router
 from waflow.store import Store, open_store
 from waflow.store.base import Commit, StatusUpdate
@@ -216,8 +216,8 @@ class App:
             prefetch=engine.prefetch_for_send if engine is not None else None,
             conversions=conversions,
         )
-        self._whatsapp = _by_business(whatsapp, "phone_number_id")
-        self._messenger = _by_business(messenger, "page_id")
+        self._whatsapp = clients_by_business(whatsapp, "phone_number_id")
+        self._messenger = clients_by_business(messenger, "page_id")
         self._sync_loop = _LoopThread()
 
     @classmethod
@@ -512,7 +512,14 @@ class App:
         if scope.get("path") != self.path:
             await _send_response(send, WebhookResponse.refusal(404, f"not found; use {self.path}"))
             return
-        body, too_large = await _read_body(scope, receive, self.max_body_bytes)
+        try:
+            body, too_large = await _read_body(scope, receive, self.max_body_bytes)
+        except _ClientGone:
+            # Half a body is not a webhook to check or record; Meta sends it again.
+            logger.warning(
+                "the client disconnected before sending the whole body; nothing recorded"
+            )
+            return
         if too_large:
             reason = f"body exceeds {self.max_body_bytes} bytes"
             logger.warning("webhook refused: %s", reason)
@@ -563,16 +570,12 @@ class App:
                 return
 
 
-def _by_business(clients: Any, attribute: str) -> dict[str, Any]:
-    if clients is None:
-        return {}
-    if not isinstance(clients, (list, tuple)):
-        clients = [clients]
-    return {str(getattr(client, attribute)): client for client in clients}
-
-
 def _query(raw: bytes) -> dict[str, str]:
     return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+class _ClientGone(Exception):
+    """The client disconnected before sending the whole body."""
 
 
 async def _read_body(scope: ASGIScope, receive: ASGIReceive, limit: int) -> tuple[bytes, bool]:
@@ -584,7 +587,7 @@ async def _read_body(scope: ASGIScope, receive: ASGIReceive, limit: int) -> tupl
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -226,9 +226,9 @@ class Outbox:
         # Sends not yet recorded in the store; kept across drains, so a drain that failed to
         # record them (the store was briefly away) leaves them to the next one.
         self._unrecorded: list[OutboxCompletion] = []
-        self._whatsapp = _by_business(whatsapp, "phone_number_id")
-        self._messenger = _by_business(messenger, "page_id")
-        self._conversions = _by_business(conversions, "dataset_id")
+        self._whatsapp = clients_by_business(whatsapp, "phone_number_id")
+        self._messenger = clients_by_business(messenger, "page_id")
+        self._conversions = clients_by_business(conversions, "dataset_id")
 
     # -- queueing ------------------------------------------------------------------------------
 
@@ -633,7 +633,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def _by_business(clients: Any, attribute: str) -> dict[str, Any]:
+def clients_by_business(clients: Any, attribute: str) -> dict[str, Any]:
+    """Clients keyed by the number or Page they send from: one client, a list, or a mapping."""
     if clients is None:
         return {}
     if isinstance(clients, Mapping):
