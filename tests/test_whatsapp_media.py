@@ -11,7 +11,12 @@ import httpx
 import pytest
 
 from waflow import WhatsApp
-from waflow.errors import APIResponseValidationError, APIStatusError, MessageValidationError
+from waflow.errors import (
+    APIResponseValidationError,
+    APIStatusError,
+    MessageValidationError,
+    ServerError,
+)
 from waflow.testing import FakeGraphAPI, FrozenClock
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\r\n--"
@@ -98,6 +103,31 @@ def test_url_expires_five_minutes_after_lookup(fake: FakeGraphAPI) -> None:
     fake.clock.advance(301)
     # The stale URL is refused, but download() looks the URL up again right before fetching.
     assert wa.media.download(media_id) == PNG
+
+
+def test_a_download_that_fails_before_its_first_byte_is_tried_again(fake: FakeGraphAPI) -> None:
+    # A 503 or a dropped connection on the download URL is retried like any idempotent GET.
+    media_id = fake.add_media(PNG, "image/png")
+    fake.fail_next(status=503, path="attachments", body=b"")
+    assert fake.whatsapp().media.download(media_id) == PNG
+    fake.timeout_next(path="attachments")
+    assert fake.whatsapp().media.download(media_id) == PNG
+    downloads = [r for r in fake.requests if "attachments" in r.path]
+    assert len(downloads) == 4
+
+
+async def test_an_async_download_is_tried_again_too(fake: FakeGraphAPI) -> None:
+    media_id = fake.add_media(PNG, "image/png")
+    fake.fail_next(status=502, path="attachments", body=b"")
+    assert await fake.async_whatsapp().media.download(media_id) == PNG
+
+
+def test_a_download_that_keeps_failing_gives_up_after_the_retries(fake: FakeGraphAPI) -> None:
+    media_id = fake.add_media(PNG, "image/png")
+    fake.fail_next(status=503, path="attachments", body=b"", times=10)
+    with pytest.raises(ServerError):
+        fake.whatsapp(max_retries=2).media.download(media_id)
+    assert len([r for r in fake.requests if "attachments" in r.path]) == 3
 
 
 def test_download_that_fails_twice_raises(fake: FakeGraphAPI) -> None:

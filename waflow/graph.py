@@ -366,6 +366,13 @@ class _GraphCore:
         logger.info("retrying Graph request in %.2fs after: %s", wait, exc)
         return wait
 
+    def retry_wait(self, req: GraphRequest, exc: BaseException, retries: int) -> float | None:
+        """For requests sent once (streams): the wait before trying ``req`` again after ``exc``,
+        its ``retries``-th retry so far, or ``None`` when the retry policy says not to."""
+        if retries >= self.max_retries or not should_retry(req, exc):
+            return None
+        return _Backoff(self.rng, self.max_retry_after).delay(retries + 1, exc)
+
     def _retrying_options(self, req: GraphRequest) -> dict[str, Any]:
         return {
             "stop": stop_after_attempt(self.max_retries),

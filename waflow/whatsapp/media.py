@@ -22,7 +22,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from waflow.errors import APIResponseValidationError, APIStatusError, MessageValidationError
+from waflow.errors import (
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    MessageValidationError,
+)
 from waflow.graph import GraphRequest, GraphResponse
 
 if TYPE_CHECKING:
@@ -198,6 +203,26 @@ def _is_expired(exc: APIStatusError) -> bool:
     return exc.status_code in _EXPIRED_STATUSES
 
 
+def _again_after(
+    graph: SyncGraph | AsyncGraph,
+    request: GraphRequest,
+    exc: APIError,
+    digest: _Digest,
+    renewed: bool,
+    retries: int,
+) -> float | None:
+    """After a failed download: ``None`` to look the (expired) URL up again at once, else the
+    wait before trying again (the client's retry policy). Raises ``exc`` when neither helps."""
+    if digest.size:  # part of the file was handed out already: a download does not resume
+        raise exc
+    if isinstance(exc, APIStatusError) and _is_expired(exc) and not renewed:
+        return None
+    wait = graph.retry_wait(request, exc, retries)
+    if wait is None:
+        raise exc
+    return wait
+
+
 class _Digest:
     """Counts and hashes downloaded bytes, then compares with what Meta promised."""
 
@@ -269,18 +294,26 @@ class Media:
         return bool(isinstance(response.data, dict) and response.data.get("success"))
 
     def iter_bytes(self, media_id: str) -> Iterator[bytes]:
-        """Stream the file of ``media_id`` in chunks, re-resolving an expired URL once."""
-        for attempt in range(2):
+        """Stream the file of ``media_id`` in chunks.
+
+        An expired URL is looked up again once; a download that fails before its first byte (a
+        5xx, a connection failure) is tried again as the client's retry policy says.
+        """
+        retries = 0
+        renewed = False
+        while True:
             info = self.get(media_id)
             digest = _Digest(info)
+            request = download_request(info)
             try:
-                with self._graph.stream(download_request(info)) as response:
+                with self._graph.stream(request) as response:
                     for chunk in response.iter_bytes(_CHUNK):
                         yield digest.update(chunk)
-            except APIStatusError as exc:
-                if attempt == 0 and digest.size == 0 and _is_expired(exc):
-                    continue
-                raise
+            except APIError as exc:
+                wait = _again_after(self._graph, request, exc, digest, renewed, retries)
+                renewed, retries = renewed or wait is None, retries + (wait is not None)
+                self._graph.clock.sleep(wait or 0.0)
+                continue
             digest.verify()
             return
 
@@ -327,18 +360,22 @@ class AsyncMedia:
         return bool(isinstance(response.data, dict) and response.data.get("success"))
 
     async def iter_bytes(self, media_id: str) -> AsyncIterator[bytes]:
-        """Stream the file of ``media_id`` in chunks, re-resolving an expired URL once."""
-        for attempt in range(2):
+        """Stream the file of ``media_id`` in chunks (see :meth:`Media.iter_bytes`)."""
+        retries = 0
+        renewed = False
+        while True:
             info = await self.get(media_id)
             digest = _Digest(info)
+            request = download_request(info)
             try:
-                async with self._graph.stream(download_request(info)) as response:
+                async with self._graph.stream(request) as response:
                     async for chunk in response.aiter_bytes(_CHUNK):
                         yield digest.update(chunk)
-            except APIStatusError as exc:
-                if attempt == 0 and digest.size == 0 and _is_expired(exc):
-                    continue
-                raise
+            except APIError as exc:
+                wait = _again_after(self._graph, request, exc, digest, renewed, retries)
+                renewed, retries = renewed or wait is None, retries + (wait is not None)
+                await self._graph.clock.asleep(wait or 0.0)
+                continue
             digest.verify()
             return
 
