@@ -105,6 +105,22 @@ def test_url_expires_five_minutes_after_lookup(fake: FakeGraphAPI) -> None:
     assert wa.media.download(media_id) == PNG
 
 
+def test_each_media_url_expires_on_its_own(fake: FakeGraphAPI) -> None:
+    # In the fake as at Meta: looking the media up again issues a new URL; the old one still
+    # expires five minutes after it was issued.
+    media_id = fake.add_media(PNG, "image/png")
+    wa = fake.whatsapp()
+    first = wa.media.get(media_id).url
+    assert isinstance(fake.clock, FrozenClock)
+    fake.clock.advance(200)
+    second = wa.media.get(media_id).url
+    fake.clock.advance(200)  # 400 s after the first lookup, 200 s after the second
+    with fake.client() as http:
+        auth = {"Authorization": f"Bearer {fake.access_token}"}
+        assert http.get(first, headers=auth).status_code == 404
+        assert http.get(second, headers=auth).status_code == 200
+
+
 def test_a_download_that_fails_before_its_first_byte_is_tried_again(fake: FakeGraphAPI) -> None:
     # A 503 or a dropped connection on the download URL is retried like any idempotent GET.
     media_id = fake.add_media(PNG, "image/png")

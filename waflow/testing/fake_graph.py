@@ -1061,7 +1061,7 @@ class FakeGraphAPI:
         media.url_issued_at = self.clock.monotonic()
         url = (
             f"{self.media_base_url}/whatsapp_business/attachments/"
-            f"?mid={media_id}&ext={int(media.url_issued_at)}&hash=ATfake"
+            f"?mid={media_id}&ext={media.url_issued_at:.6f}&hash=ATfake"
         )
         return httpx.Response(
             200,
@@ -1081,7 +1081,12 @@ class FakeGraphAPI:
         media = self._media.get(request.url.params.get("mid", ""))
         if media is None:
             return httpx.Response(404, content=b"")
-        if self.clock.monotonic() - media.url_issued_at > _MEDIA_URL_LIFETIME:
+        # Each URL expires on its own: a newer lookup does not revive an older URL.
+        try:
+            issued = float(request.url.params.get("ext", ""))
+        except ValueError:
+            issued = float("-inf")
+        if not self.clock.monotonic() - issued <= _MEDIA_URL_LIFETIME:
             return httpx.Response(404, content=b"URL signature expired")
         return httpx.Response(200, content=media.content, headers={"content-type": media.mime_type})
 
