@@ -8,6 +8,7 @@ import pytest
 from waflow.errors import (
     AuthenticationError,
     InvalidRequestError,
+    OutsideServiceWindowError,
     RateLimitError,
     ServerError,
 )
@@ -189,3 +190,26 @@ def test_buttons_from_plain_titles() -> None:
         {"id": "Ja", "title": "Ja"},
         {"id": "Nein", "title": "Nein"},
     ]
+
+
+def test_a_window_violation_can_come_on_the_status_as_at_meta() -> None:
+    clock = FrozenClock()
+    fake = FakeGraphAPI(clock=clock)
+    fake.enforce_window(on_status=True)
+    wa = fake.whatsapp()
+    result = wa.send_text(TO, "Hallo nach drei Tagen")  # accepted: no error on the request
+    assert len(fake.window_violations) == 1
+    (body,) = fake.deliver_all()
+    status = body["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert (status["id"], status["status"]) == (result.message_id, "failed")
+    assert status["errors"][0]["code"] == 131047
+    # Inside the window, the same send is delivered.
+    fake.customer_wrote(fake.phone_number_id, TO)
+    inside = wa.send_text(TO, "Danke!")
+    delivered = fake.deliver(inside.message_id)["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert delivered["status"] == "delivered"
+    # By default the request itself is refused.
+    fake.enforce_window()
+    clock.advance(hours=25)
+    with pytest.raises(OutsideServiceWindowError):
+        wa.send_text(TO, "Noch da?")

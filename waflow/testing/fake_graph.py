@@ -323,20 +323,27 @@ class FakeGraphAPI:
             self._enforce_window = False
             self._last_inbound: dict[tuple[str, str], datetime] = {}
             self.window_violations: list[dict[str, Any]] = []
+            self._window_on_status = False
+            self._doomed: set[str] = set()  # accepted outside the window: fail on their status
             #: The furthest status each sent message has reached in a status progression.
             self._progress: dict[str, StatusName] = {}
             self.catalog.reset()
             self.templates.reset()
 
-    def enforce_window(self, enabled: bool = True) -> None:
-        """Answer 131047 to free-form WhatsApp messages outside the 24-hour service window.
+    def enforce_window(self, enabled: bool = True, *, on_status: bool = False) -> None:
+        """Refuse free-form WhatsApp messages outside the 24-hour service window with 131047.
 
         The window opens when :attr:`inbound` builds a message from the customer (or
-        :meth:`customer_wrote` is called) and lasts 24 hours of the fake's clock. Refused sends
-        are kept in ``window_violations``: a bot that checks windows itself never has any.
+        :meth:`customer_wrote` is called) and lasts 24 hours of the fake's clock. Such sends are
+        kept in ``window_violations``: a bot that checks windows itself never has any.
+
+        By default the send request is answered with the error. With ``on_status=True`` it is
+        accepted, as Meta usually does, and the error comes on the message's status instead:
+        :meth:`deliver` (and :meth:`deliver_all`) give its ``failed`` status with 131047.
         """
         with self._lock:
             self._enforce_window = enabled
+            self._window_on_status = on_status
 
     def customer_wrote(self, phone_number_id: str, customer: str) -> None:
         """Record that ``customer`` wrote to ``phone_number_id`` now (opens the window)."""
@@ -582,8 +589,13 @@ class FakeGraphAPI:
         return body
 
     def deliver(self, message: SentMessage | str) -> WebhookBody:
-        """The ``delivered`` status of ``message`` (see :meth:`status`)."""
-        return self.status(message, "delivered")
+        """The ``delivered`` status of ``message`` (see :meth:`status`); its ``failed`` status
+        (131047) instead for a message sent outside the window under
+        ``enforce_window(on_status=True)``."""
+        sent = self._sent_message(message)
+        if sent.message_id in self._doomed:
+            return self.fail(sent)
+        return self.status(sent, "delivered")
 
     def read(self, message: SentMessage | str) -> WebhookBody:
         """The ``read`` status of ``message`` (see :meth:`status`)."""
@@ -920,7 +932,8 @@ class FakeGraphAPI:
         if isinstance(message, ReadReceipt):
             return httpx.Response(200, json={"success": True})
         assert isinstance(message, Message)
-        if self._outside_window(node, message, body):
+        doomed = self._outside_window(node, message, body)
+        if doomed and not self._window_on_status:
             return graph_error(
                 400,
                 "(#131047) Re-engagement message: more than 24 hours have passed since the "
@@ -939,7 +952,10 @@ class FakeGraphAPI:
                 "(#130429) Rate limit hit: Cloud API message throughput has been reached.",
                 code=130429,
             )
-        return self._accept(node, message, body)
+        response = self._accept(node, message, body)
+        if doomed:  # accepted, to fail on its status (enforce_window(on_status=True))
+            self._doomed.add(self.sent[-1].message_id)
+        return response
 
     def _post_messenger_message(self, request: httpx.Request) -> httpx.Response:
         try:
