@@ -213,3 +213,25 @@ def test_a_window_violation_can_come_on_the_status_as_at_meta() -> None:
     clock.advance(hours=25)
     with pytest.raises(OutsideServiceWindowError):
         wa.send_text(TO, "Noch da?")
+
+
+def test_the_pair_rate_limit_answers_131056_beyond_a_burst_to_one_customer() -> None:
+    clock = FrozenClock()
+    fake = FakeGraphAPI(clock=clock)
+    fake.limit_pair_rate(burst=3, every=6.0)
+    wa = fake.whatsapp(max_retries=0)
+    for n in range(3):
+        wa.send_text(TO, f"#{n}")
+    with pytest.raises(RateLimitError) as info:
+        wa.send_text(TO, "#3")
+    assert info.value.code == 131056 and info.value.is_pair_rate_limit
+    wa.send_text("4917612345678", "another customer is not held back")
+    clock.advance(6)
+    wa.send_text(TO, "#3, six seconds later")
+    # waflow's client waits and tries again on 131056 (4 s, then 16 s), on the same clock.
+    patient = fake.whatsapp()
+    patient.send_text(TO, "#4")
+    assert fake.sent.to(TO).texts()[-1] == "#4"
+    fake.limit_pair_rate(None)
+    for n in range(10):
+        wa.send_text(TO, f"free {n}")

@@ -324,6 +324,9 @@ class FakeGraphAPI:
             self._last_inbound: dict[tuple[str, str], datetime] = {}
             self.window_violations: list[dict[str, Any]] = []
             self._window_on_status = False
+            self._pair_rate: tuple[int, float] | None = None
+            # (number, customer) -> (sends left, when that was counted), for limit_pair_rate.
+            self._pair_buckets: dict[tuple[str, str], tuple[float, float]] = {}
             self._doomed: set[str] = set()  # accepted outside the window: fail on their status
             #: The furthest status each sent message has reached in a status progression.
             self._progress: dict[str, StatusName] = {}
@@ -522,6 +525,19 @@ class FakeGraphAPI:
         """Answer 130429 to sends beyond ``per_second`` from one number in any second (None: off)."""
         with self._lock:
             self._throughput = per_second
+
+    def limit_pair_rate(self, burst: int | None = 45, every: float = 6.0) -> None:
+        """Answer 131056 to WhatsApp sends beyond Meta's pair rate to one customer (None: off).
+
+        One message per ``every`` seconds of the fake's clock from a number to the same
+        customer, with bursts of up to ``burst`` borrowed from later (a bucket of ``burst``
+        sends that refills one every ``every`` seconds).
+        """
+        if burst is not None and (burst < 1 or every <= 0):
+            raise ValueError("limit_pair_rate needs burst >= 1 and every > 0")
+        with self._lock:
+            self._pair_rate = None if burst is None else (burst, every)
+            self._pair_buckets.clear()
 
     # -- inbound webhooks ----------------------------------------------------------------------
 
@@ -952,6 +968,12 @@ class FakeGraphAPI:
                 "(#130429) Rate limit hit: Cloud API message throughput has been reached.",
                 code=130429,
             )
+        if self._over_pair_rate(node, message.to):
+            return graph_error(
+                400,
+                "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+                code=131056,
+            )
         response = self._accept(node, message, body)
         if doomed:  # accepted, to fail on its status (enforce_window(on_status=True))
             self._doomed.add(self.sent[-1].message_id)
@@ -1009,6 +1031,20 @@ class FakeGraphAPI:
             return False
         self.window_violations.append(body)
         return True
+
+    def _over_pair_rate(self, sender: str, to: str) -> bool:
+        if self._pair_rate is None:
+            return False
+        burst, every = self._pair_rate
+        key = (sender, _digits(to) or to)
+        now = self.clock.monotonic()
+        left, counted = self._pair_buckets.get(key, (float(burst), now))
+        left = min(float(burst), left + (now - counted) / every)
+        if left < 1.0:
+            self._pair_buckets[key] = (left, now)
+            return True
+        self._pair_buckets[key] = (left - 1.0, now)
+        return False
 
     def _throttled(self, sender: str) -> bool:
         if self._throughput is None:
