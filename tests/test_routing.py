@@ -167,3 +167,25 @@ async def test_resolve_names_the_handler_and_its_middleware_chain(event: Event) 
     child.message()(handler)
     assert parent.resolve(event, context(event)) == (handler, [outer, inner])
     assert log == []  # resolving runs nothing
+
+
+@pytest.mark.parametrize("channel", ["whatsapp", "messenger"])
+def test_a_reply_model_of_the_other_channel_is_refused_where_it_is_made(channel: str) -> None:
+    from waflow.errors import ConfigError
+    from waflow.messenger import build as fb
+    from waflow.whatsapp import build as wa
+
+    fake = FakeGraphAPI()
+    body = (
+        fake.inbound.whatsapp_text(CUSTOMER, "Hi")
+        if channel == "whatsapp"
+        else fake.inbound.messenger_text("7000000000001", "Hi")
+    )
+    event = parse(body)[0]
+    ctx = context(event)
+    wrong = fb.text("7000000000001", "x") if channel == "whatsapp" else wa.text(CUSTOMER, "x")
+    with pytest.raises(ConfigError, match=f"ctx.reply\\(\\) on a {channel} event got a"):
+        ctx.reply(wrong)
+    right = wa.text(CUSTOMER, "x") if channel == "whatsapp" else fb.text("7000000000001", "x")
+    ctx.reply(right)
+    assert [reply.message for reply in ctx.replies] == [right]

@@ -81,6 +81,8 @@ class HandlerContext:
         event = self.event
         if isinstance(message, str):
             message = self._text(message)
+        else:
+            _check_channel(message, event.channel)
         self.replies.append(Outgoing(event.channel, event.business_id, message))
 
     def _text(self, body: str) -> Any:
@@ -95,6 +97,25 @@ class HandlerContext:
         from waflow.messenger import build as fb_build
 
         return fb_build.text(to, body)
+
+
+def _check_channel(message: Any, channel: str) -> None:
+    """Refuse, where the handler calls it, a reply model built for the other channel."""
+    from waflow.messenger.messages import OutboundMessage as MessengerMessage
+    from waflow.whatsapp.messages import OutboundMessage as WhatsAppMessage
+
+    other, builder = (
+        (MessengerMessage, "waflow.whatsapp.build")
+        if channel == "whatsapp"
+        else (WhatsAppMessage, "waflow.messenger.build")
+    )
+    if isinstance(message, other):
+        raise ConfigError(
+            f"ctx.reply() on a {channel} event got a "
+            f"{'Messenger' if channel == 'whatsapp' else 'WhatsApp'} message "
+            f"({type(message).__name__}): build it with {builder}, or send it on the other "
+            "channel through the client of that channel"
+        )
 
 
 @dataclass(frozen=True)
