@@ -19,6 +19,12 @@ from waflow.graph import next_cursor
 TOKEN = "EAAGpagingTokenNotASecret"
 BASE = "https://graph.facebook.com/v26.0"
 Pages = dict[str | None, dict[str, Any]]
+ACCOUNT: dict[str, Any] = {
+    "access_token": TOKEN,
+    "phone_number_id": "1",
+    "waba_id": "waba",
+    "catalog_id": "cat",
+}
 
 
 def _template(n: int) -> dict[str, Any]:
@@ -75,26 +81,13 @@ def _transport(pages: Pages, asked: list[str | None]) -> httpx.MockTransport:
 def _list_sync(pages: Pages, what: Callable[[WhatsApp], list[Any]]) -> tuple[list[Any], list[Any]]:
     asked: list[str | None] = []
     client = httpx.Client(transport=_transport(pages, asked))
-    wa = WhatsApp(
-        access_token=TOKEN,
-        phone_number_id="1",
-        waba_id="waba",
-        catalog_id="cat",
-        http_client=client,
-    )
-    return what(wa), asked
+    return what(WhatsApp(**ACCOUNT, http_client=client)), asked
 
 
 async def _list_async(pages: Pages, what: str) -> tuple[list[Any], list[Any]]:
     asked: list[str | None] = []
     client = httpx.AsyncClient(transport=_transport(pages, asked))
-    wa = AsyncWhatsApp(
-        access_token=TOKEN,
-        phone_number_id="1",
-        waba_id="waba",
-        catalog_id="cat",
-        http_client=client,
-    )
+    wa = AsyncWhatsApp(**ACCOUNT, http_client=client)
     if what == "templates":
         return [t.name async for t in wa.templates.list()], asked
     return [p.retailer_id async for p in wa.catalog.products()], asked
