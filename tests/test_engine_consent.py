@@ -14,7 +14,7 @@ from waflow import filters as F
 from waflow.errors import ConsentRequiredError
 from waflow.flows import Flow, State
 from waflow.flows.context import FlowContext
-from waflow.flows.engine import DEFAULT_OPT_OUT_KEYWORDS, Engine
+from waflow.flows.engine import DEFAULT_OPT_OUT_KEYWORDS, Engine, LockTimeoutError
 from waflow.flows.identity import LinkedId
 from waflow.store import Commit, MemoryStore, Store
 from waflow.testing import FakeGraphAPI, FrozenClock
@@ -441,3 +441,58 @@ async def test_two_events_of_one_customer_in_one_process_do_not_overlap(
     await asyncio.gather(engine.handle(one), engine.handle(two), another_process())
     assert _CountsOverlap.most == 1
     assert seen == [False]  # still locked by the step that runs
+
+
+async def test_a_task_started_inside_a_locked_block_takes_the_lock_itself() -> None:
+    # Tasks copy the context: a child must not believe it holds its parent's customer lock.
+    engine = Engine(_CountsOverlap, store=MemoryStore(), lock_wait=5)
+    inside = 0
+    most = 0
+
+    async def critical(seconds: float) -> None:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(seconds)
+        inside -= 1
+
+    async def child() -> None:
+        async with engine._locked(["c1"]):
+            await critical(0.2)
+
+    async def parent() -> asyncio.Task[None]:
+        async with engine._locked(["c1"]):
+            started = asyncio.create_task(child())
+            await critical(0.05)
+        return started
+
+    async def unrelated() -> None:
+        await asyncio.sleep(0.1)
+        async with engine._locked(["c1"]):
+            await critical(0.05)
+
+    started, _ = await asyncio.gather(parent(), unrelated())
+    await started
+    assert most == 1
+
+
+async def test_a_failed_release_leaves_the_task_holding_nothing() -> None:
+    class BlipOnRelease(MemoryStore):
+        blips = 1
+
+        async def lock_release(self, key: str, owner: str) -> None:
+            if self.blips:
+                self.blips -= 1
+                raise ConnectionError("the store went away for a moment")
+            await super().lock_release(key, owner)
+
+    clock = FrozenClock()
+    store = BlipOnRelease()
+    engine = Engine(_CountsOverlap, store=store, clock=clock, lock_wait=1)
+    async with engine._locked(["c1"]):
+        pass  # the release fails (logged), the lock expires on its own
+    clock.advance(seconds=31)
+    assert await store.lock_acquire("customer:c1", "another-worker", 30, clock.now())
+    with pytest.raises(LockTimeoutError):  # this task must wait for it like anyone else
+        async with engine._locked(["c1"]):
+            pass

@@ -615,9 +615,10 @@ class _Merge:
 
 @dataclasses.dataclass
 class _LockScope:
-    """The customer locks one task (and the tasks it starts) holds, under an owner of its own."""
+    """The customer locks one task holds, under an owner of its own."""
 
     engine: Engine
+    task: asyncio.Task[Any] | None
     owner: str
     held: set[str]
 
@@ -643,8 +644,10 @@ class _Locks:
     async def __aenter__(self) -> _Locks:
         engine = self.engine
         scope = _lock_scope.get()
-        if scope is None or scope.engine is not engine:
-            scope = _LockScope(engine, f"{engine.owner}:{uuid.uuid4().hex[:12]}", set())
+        task = asyncio.current_task()
+        # A task started inside a locked block inherits the context: it holds nothing itself.
+        if scope is None or scope.engine is not engine or scope.task is not task:
+            scope = _LockScope(engine, task, f"{engine.owner}:{uuid.uuid4().hex[:12]}", set())
             self._entered = _lock_scope.set(scope)
         self._scope = scope
         for key in self.keys:
@@ -668,14 +671,22 @@ class _Locks:
 
     async def _release(self) -> None:
         scope = self._scope
-        if scope is not None:
-            for key in reversed(self.held):
-                await self.engine.store.lock_release(key, scope.owner)
-                scope.held.discard(key)
-        self.held.clear()
-        if self._entered is not None:
-            _lock_scope.reset(self._entered)
-            self._entered = None
+        try:
+            if scope is not None:
+                for key in reversed(self.held):
+                    try:
+                        await self.engine.store.lock_release(key, scope.owner)
+                    except Exception as exc:  # it expires on its own; go on releasing the rest
+                        logger.warning("could not release the lock %s: %s", key, exc)
+        finally:
+            # Whatever the store said, this block holds nothing more: a later block of the same
+            # task must take its locks again, not believe it holds them.
+            if scope is not None:
+                scope.held.difference_update(self.held)
+            self.held.clear()
+            if self._entered is not None:
+                _lock_scope.reset(self._entered)
+                self._entered = None
 
 
 def _opt_out_words(event: Event, keywords: Collection[str]) -> str | None:
