@@ -65,6 +65,18 @@ class _Legacy:
         await self._store.inbox_complete(key, owner)
 
 
+class _WithoutRenewal:
+    """A store as written before ``inbox_renew`` (it records and leases in one call)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inbox_renew":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
 async def test_a_new_event_costs_one_record_and_one_settlement(
     each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
 ) -> None:
@@ -192,7 +204,7 @@ async def test_a_slow_first_handler_of_a_batch_does_not_get_a_later_event_handle
     assert handled == ["anna", "ben"]
 
 
-async def test_a_lease_mostly_gone_before_handling_is_not_used(
+async def test_a_lease_mostly_gone_before_handling_is_renewed_and_used(
     each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
 ) -> None:
     app, handled = make_app(fake, clock, each_store)
@@ -201,6 +213,22 @@ async def test_a_lease_mostly_gone_before_handling_is_not_used(
     assert receipt.leased is not None and receipt.leased.key == event.dedupe_key
 
     clock.advance(seconds=20)  # the 200 took 20 s to send: 10 s of a 30 s lease are left
+    assert await app.inbox.handle_new(receipt) == 1  # renewed first, then handled
+    assert handled == ["late"]
+    item = await each_store.inbox_get(event.dedupe_key)
+    # One attempt, its own: not taken for a stopped worker's (LEASE_RAN_OUT) later on.
+    assert item is not None and (item.state, item.attempts, item.last_error) == ("done", 1, None)
+
+
+async def test_without_renewal_a_lease_mostly_gone_is_not_used(
+    each_store: Store, fake: FakeGraphAPI, clock: FrozenClock
+) -> None:
+    app, handled = make_app(fake, clock, _WithoutRenewal(each_store))
+    [event] = _parsed(fake, "late")
+    receipt = await app.inbox.receive([event], claim=True)
+    assert receipt.leased is not None
+
+    clock.advance(seconds=20)
     assert await app.inbox.handle_new(receipt) == 0  # not on what is left of that lease
     assert await app.run_pending() == 0  # still leased: nobody takes it yet
 

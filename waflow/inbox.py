@@ -10,6 +10,7 @@ form a queue: while the oldest waits for a retry, the ones after it wait too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -215,6 +216,7 @@ class Inbox:
         self.lease_seconds = lease_seconds
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
         renew = getattr(store, "inbox_renew", None)
+        self._renew = renew
         self._keeper = _LeaseKeeper(self, renew) if renew is not None else None
         # A store that lives in this process keeps the event objects; the others get JSON.
         self._document = _held if getattr(store, "keeps_objects", False) is True else _serialize
@@ -312,13 +314,26 @@ class Inbox:
         item = leased.pop(customer, None) if leased else None
         if item is not None and not self._fresh(item):
             # Most of its lease is gone (the 200 took long to send): another worker may take it
-            # soon, so it is not handled on that lease. Claimed again below; while the lease
-            # lasts that finds nothing, and the event waits for its end like a crashed worker's.
-            item = None
+            # soon, so it is not handled on what is left. Renewed, it is still this worker's;
+            # without renewal (or if another worker took it) it is claimed again below, which
+            # finds nothing while the lease lasts: the event waits for its end.
+            item = await self._renewed(item)
         if item is None:
             now = self.clock.now()
             item = await self.store.inbox_claim(customer, now, self.lease_seconds, self.owner)
         return item is not None and await self._attempt(item, cache, settled)
+
+    async def _renewed(self, item: InboxItem) -> InboxItem | None:
+        """``item`` with a full lease again, or ``None`` if it cannot be renewed."""
+        if self._renew is None:
+            return None
+        until = self.clock.now() + timedelta(seconds=self.lease_seconds)
+        try:
+            renewed = await self._renew(item.key, self.owner, until)
+        except Exception as exc:  # the store is away: treat it as not renewed
+            logger.warning("could not renew the lease of an event before handling it: %s", exc)
+            return None
+        return dataclasses.replace(item, lease_until=until) if renewed else None
 
     def _fresh(self, item: InboxItem) -> bool:
         """Whether at least half of ``item``'s lease is left."""
