@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +121,48 @@ def test_dispatch_sync_from_several_threads(fake: FakeGraphAPI) -> None:
         thread.join(timeout=10)
     assert answers == [200] * 8
     assert fake.sent.texts() == ["Hallo!"] * 8
+
+
+def _sync_loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "waflow-dispatch-sync"]
+
+
+def test_a_handler_raising_system_exit_does_not_stop_later_requests(fake: FakeGraphAPI) -> None:
+    app = App(app_secret=fake.app_secret, verify_token="vt", store=MemoryStore())
+
+    @app.message()
+    def stop(event: Any, ctx: Any) -> None:
+        if event.text == "boom":
+            raise SystemExit(3)
+        ctx.reply("Hallo!")
+
+    raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", "boom"))
+    with pytest.raises(SystemExit):  # as asyncio.run would have let it through
+        app.dispatch_sync(WebhookRequest("POST", raw, headers))
+    raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345679", "hello"))
+    assert app.dispatch_sync(WebhookRequest("POST", raw, headers)).status == 200
+
+
+def test_many_apps_share_one_loop_thread(fake: FakeGraphAPI) -> None:
+    # A test suite building an app per test must not pile up threads and open files.
+    for _ in range(5):
+        app = _app(fake, "Hallo!")
+        raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", "Hi"))
+        assert app.dispatch_sync(WebhookRequest("POST", raw, headers)).status == 200
+    assert len(_sync_loop_threads()) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_dispatch_sync_works_in_a_child_forked_after_it_was_used(fake: FakeGraphAPI) -> None:
+    # gunicorn --preload with a warm-up request: the child has the loop but not its thread.
+    app = _app(fake, "Hallo!")
+    raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", "Hi"))
+    assert app.dispatch_sync(WebhookRequest("POST", raw, headers)).status == 200
+    child = os.fork()
+    if child == 0:  # pragma: no cover  # the child reports by its exit status only
+        signal.alarm(10)
+        raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345679", "Hi"))
+        ok = app.dispatch_sync(WebhookRequest("POST", raw, headers)).status == 200
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -128,22 +129,34 @@ def _accepted_body(events: int, new: int) -> bytes:
 
 
 class _LoopThread:
-    """One event loop running in a daemon thread, started on first use, for ``dispatch_sync``."""
+    """One event loop running in a daemon thread, started on first use, for ``dispatch_sync``.
+
+    One for the process, shared by every app (a test suite that builds many apps starts one
+    thread, not one each). Started again when it is gone: after a fork (the child has the loop
+    but not its thread) or if it stopped.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._pid = 0
 
     def run(self, work: Coroutine[Any, Any, _T]) -> _T:
         """Run ``work`` on the loop and wait for its result in the calling thread."""
         with self._lock:
-            if self._loop is None:
+            alive = self._thread is not None and self._thread.is_alive()
+            if self._loop is None or self._pid != os.getpid() or not alive:
                 self._loop, self._thread = self._start()
-        if threading.current_thread() is self._thread:
+                self._pid = os.getpid()
+            loop, thread = self._loop, self._thread
+        if threading.current_thread() is thread:
             work.close()
             raise RuntimeError("dispatch_sync called from the app's own loop: await dispatch()")
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+        outcome = asyncio.run_coroutine_threadsafe(_guarded(work), loop).result()
+        if isinstance(outcome, _Raised):
+            raise outcome.exception
+        return outcome
 
     @staticmethod
     def _start() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
@@ -159,6 +172,23 @@ class _LoopThread:
         thread.start()
         ready.wait()
         return loop, thread
+
+
+_SYNC_LOOP = _LoopThread()
+
+
+@dataclass(frozen=True)
+class _Raised:
+    exception: BaseException
+
+
+async def _guarded(work: Coroutine[Any, Any, _T]) -> _T | _Raised:
+    # SystemExit or KeyboardInterrupt raised by a handler would stop the loop itself (asyncio
+    # lets them through): hand them to the calling thread instead, as asyncio.run would.
+    try:
+        return await work
+    except (SystemExit, KeyboardInterrupt) as exc:
+        return _Raised(exc)
 
 
 class App:
@@ -218,7 +248,7 @@ class App:
         )
         self._whatsapp = clients_by_business(whatsapp, "phone_number_id")
         self._messenger = clients_by_business(messenger, "page_id")
-        self._sync_loop = _LoopThread()
+        self._sync_loop = _SYNC_LOOP
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> App:
@@ -268,7 +298,7 @@ class App:
     def dispatch_sync(self, request: WebhookRequest) -> WebhookResponse:
         """:meth:`dispatch` for synchronous frameworks (Flask, Django), from any thread.
 
-        Every call runs on one event loop of this app's own, in a background thread: async
+        Every call runs on one event loop in a background thread (one for the process): async
         clients and stores keep their connections on the loop that opened them, which a new
         loop per request (``asyncio.run``) would close under them. Not from that loop itself.
         """
