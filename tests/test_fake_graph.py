@@ -235,3 +235,11 @@ def test_the_pair_rate_limit_answers_131056_beyond_a_burst_to_one_customer() -> 
     fake.limit_pair_rate(None)
     for n in range(10):
         wa.send_text(TO, f"free {n}")
+
+
+@pytest.mark.parametrize("written", ["+49 151 1234 5678", "+49-151-1234-5678", "+49.151.1234.5678"])
+def test_a_phone_number_written_with_dots_is_still_a_phone_number(written: str) -> None:
+    fake = FakeGraphAPI()
+    result = fake.whatsapp().send_text(written, "Hallo")
+    assert result.wa_id == "4915112345678"
+    assert fake.sent.to("4915112345678").texts() == ["Hallo"]

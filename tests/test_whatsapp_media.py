@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,30 @@ def test_a_download_that_fails_its_check_leaves_no_file(tmp_path: Path) -> None:
     assert not fresh.exists()  # nothing half-written or corrupt
     assert kept.read_bytes() == b"the previous file"  # an older file stays as it was
     assert list(tmp_path.iterdir()) == [kept]  # and no leftovers beside them
+
+
+def test_download_to_a_path_writes_as_open_would(fake: FakeGraphAPI, tmp_path: Path) -> None:
+    # The file moved into place gets the mode open() would give (not a temp file's 0600), an
+    # existing file keeps its mode, and a symlink is written through, not replaced.
+    media_id = fake.add_media(PNG, "image/png")
+    media = fake.whatsapp().media
+    umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.png"
+        media.download_to(media_id, fresh)
+        assert fresh.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.png"
+        kept.write_bytes(b"old")
+        kept.chmod(0o664)
+        media.download_to(media_id, kept)
+        assert (kept.read_bytes(), kept.stat().st_mode & 0o777) == (PNG, 0o664)
+        link = tmp_path / "link.png"
+        link.symlink_to(kept)
+        media.download_to(media_id, link)
+        assert link.is_symlink() and kept.read_bytes() == PNG
+    finally:
+        os.umask(umask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.png", "kept.png", "link.png"]
 
 
 def test_a_3gp_file_uploads_as_video(fake: FakeGraphAPI, tmp_path: Path) -> None:

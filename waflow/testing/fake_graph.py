@@ -213,10 +213,13 @@ class _Media:
     url_issued_at: float = 0.0
 
 
+_USER_ID = re.compile(r"[A-Za-z]{2}\.\d")
+
+
 def _digits(value: str) -> str:
-    """The digits of a phone number; empty for a business-scoped user id ("DE.1349…"), which
-    has letters and a dot and names no number."""
-    if any(ch.isalpha() or ch == "." for ch in value):
+    """The digits of a phone number ("+49.151.1234 5678" too); empty for a business-scoped user
+    id ("DE.1349…": a country code, a dot, digits), which names no number."""
+    if _USER_ID.match(value):
         return ""
     return "".join(ch for ch in value if ch.isdigit())
 

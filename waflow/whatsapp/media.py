@@ -9,10 +9,11 @@ are checked against the SHA-256 Meta reports.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import mimetypes
 import os
-import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -256,16 +257,18 @@ def _target(destination: str | os.PathLike[str] | IO[bytes]) -> Iterator[IO[byte
     if not isinstance(destination, (str, os.PathLike)):
         yield destination
         return
-    final = Path(destination)
-    part = tempfile.NamedTemporaryFile(  # noqa: SIM115  # closed and moved or removed below
-        dir=final.parent, prefix=f".{final.name}.", suffix=".part", delete=False
-    )
+    final = Path(os.path.realpath(destination))  # through a symlink, as open() would write
+    part = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
+    # Created as open() creates a file (0666 under the umask), not private like a temp file.
+    descriptor = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with part:
-            yield part
-        os.replace(part.name, final)
+        with os.fdopen(descriptor, "wb") as target:
+            yield target
+        with contextlib.suppress(FileNotFoundError):  # an existing file keeps its mode
+            os.chmod(part, final.stat().st_mode & 0o7777)
+        os.replace(part, final)
     except BaseException:
-        Path(part.name).unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
         raise
 
 
