@@ -186,11 +186,12 @@ class Engine:
         candidates = list(dict.fromkeys(found.values()))
         codes = find_handoff_codes(event.text) if isinstance(event, WhatsAppMessage) else []
         used_code = None
+        issued_by = None
         for code in codes[:3]:  # a real code is rare among words; a few lookups at most
             handoff = await self.store.handoff_get(code)
             if handoff is not None and datetime.fromisoformat(handoff["expires_at"]) > now:
-                used_code = code
-                candidates.insert(0, str(handoff["customer_id"]))
+                used_code, issued_by = code, str(handoff["customer_id"])
+                candidates.insert(0, issued_by)
                 candidates = list(dict.fromkeys(candidates))
                 break
         async with self._locked(candidates or []):
@@ -199,6 +200,8 @@ class Engine:
             merged = customers[1:]
             for other in merged:
                 primary.merge(other)
+                if other.id == issued_by:  # the older record stays; the coded conversation goes on
+                    primary.take_conversation(other)
             new_keys = [linked for linked in ids if primary.add_id(linked)]
             if primary.was_applied(event.dedupe_key) and not merged and not new_keys:
                 return primary.state is not None
@@ -234,7 +237,7 @@ class Engine:
             handoffs=[code.model_dump(mode="json") for code in ctx.new_handoffs],
             handoffs_used=[used_code] if used_code else [],
         )
-        if ctx.state_changed:
+        if ctx.state_changed or merged:  # a merge may bring the other record's deadline
             change.deadlines[primary.id] = primary.deadline
         for other in merged:
             change.deadlines[other.id] = None
@@ -481,15 +484,21 @@ class Engine:
             if transition is not None:
                 await self._run(transition, None, ctx)
             customer.data = type(flow).dump_data(ctx.data)
-            items = self._items(customer, ctx)
-            await self._commit(
-                Commit(
-                    save=[Document(customer.id, customer.to_document(), customer.version)],
+            # Ids the handler linked (a phone number) are indexed, and their owners merged, as
+            # for an event.
+            async with self._linked_by_handler(customer, ctx) as merged:
+                items = self._items(customer, ctx)
+                change = Commit(
+                    save=[Document(c.id, c.to_document(), c.version) for c in (customer, *merged)],
+                    delete=[other.id for other in merged],
+                    index={linked.key: customer.id for linked in customer.ids},
                     outbox=items,
                     deadlines={customer.id: customer.deadline},
                     handoffs=[code.model_dump(mode="json") for code in ctx.new_handoffs],
                 )
-            )
+                for other in merged:
+                    change.deadlines[other.id] = None
+                await self._commit(change)
             return transition is not None
 
     # -- the outbox's send guard -----------------------------------------------------------------

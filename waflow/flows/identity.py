@@ -45,6 +45,21 @@ _HANDOFF_PATTERN = re.compile(
 _APPLIED_KEEP = 200
 
 
+def _recent_of_both(mine: list[str], theirs: list[str]) -> list[str]:
+    """The most recent applied-event keys of two merged records, alternately from each end, so
+    neither record's latest events are forgotten (their relative order is not known)."""
+    picked: list[str] = []
+    a, b = len(mine) - 1, len(theirs) - 1
+    while (a >= 0 or b >= 0) and len(picked) < _APPLIED_KEEP:
+        if a >= 0:
+            picked.append(mine[a])
+            a -= 1
+        if b >= 0 and len(picked) < _APPLIED_KEEP:
+            picked.append(theirs[b])
+            b -= 1
+    return list(dict.fromkeys(reversed(picked)))
+
+
 def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
     """``raw`` as an E.164 number (``+4915112345678``), or ``None`` if it is not a valid number.
 
@@ -209,8 +224,22 @@ class Customer(BaseModel):
             for key, at in theirs.items():
                 if key not in mine or mine[key] < at:
                     mine[key] = at
-        self.referrals = [*self.referrals, *other.referrals]
-        self.applied = [*self.applied, *other.applied][-_APPLIED_KEEP:]
+        # By time (ISO stamps of one time zone sort as text): the latest ad click comes last.
+        self.referrals = sorted(
+            [*self.referrals, *other.referrals], key=lambda r: str(r.get("at", ""))
+        )
+        self.applied = _recent_of_both(self.applied, other.applied)
+
+    def take_conversation(self, other: Customer) -> None:
+        """Continue ``other``'s conversation (flow, state, data, deadline), if it has one.
+
+        For a merge in which the record that stays is not the one whose conversation goes on:
+        the customer who sent a handoff code continues the conversation that issued it.
+        """
+        if other.state is None:
+            return
+        self.flow, self.state = other.flow, other.state
+        self.data, self.deadline = dict(other.data), other.deadline
 
     # -- consent -------------------------------------------------------------------------------
 
