@@ -75,8 +75,12 @@ def test_links() -> None:
     )
     with pytest.raises(MessageValidationError, match="prefilled text <= 256"):
         wa_me_link("+49 30 1234567", "x" * 257)
-    with pytest.raises(MessageValidationError, match="8-15 digits"):
+    with pytest.raises(MessageValidationError, match="international form"):
         wa_me_link("12345")
+    for national in ("0049 30 1234567", "030 1234567"):  # wa.me would lead nowhere
+        with pytest.raises(MessageValidationError, match="international form"):
+            wa_me_link(national)
+    assert wa_me_link("+49 (0)30 1234567") == "https://wa.me/49301234567"
     assert (
         m_me_link("lenasradladen", "ad:spring sale")
         == "https://m.me/lenasradladen?ref=ad%3Aspring%20sale"

@@ -30,6 +30,11 @@ from waflow.testing import FrozenClock
         ("not a number", None, None),
         ("", None, None),
         ("+49 123", None, None),
+        # Written the national way in a region, read there first, even when the digits would
+        # also make a valid number of another country with a "+" in front:
+        ("131 6386 0783", "CN", "+8613163860783"),
+        ("(201) 517-8128", "US", "+12015178128"),
+        ("4915112345678", "DE", "+4915112345678"),  # a WhatsApp id still reads as one
     ],
 )
 def test_phone_numbers_become_e164(raw: str, region: str | None, expected: str | None) -> None:

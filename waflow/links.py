@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import phonenumbers
+
 from waflow.errors import MessageValidationError
 
 __all__ = ["PREFILLED_TEXT_MAX", "m_me_link", "wa_me_link"]
@@ -18,17 +20,30 @@ PREFILLED_TEXT_MAX = 256
 _REF_MAX = 2048
 
 
+def _international_digits(number: str) -> str:
+    """The digits wa.me takes (country code first, no national prefix), or raise."""
+    text = number.strip()
+    if not text.startswith("+"):
+        text = "+" + "".join(ch for ch in text if ch.isdigit())
+    try:
+        parsed = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_possible_number(parsed):
+        raise MessageValidationError(
+            f"wa.me needs the number in international form, country code first, such as "
+            f"+49 30 1234567 (no 00 and no leading 0 of a national number); got {number!r}"
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
 def wa_me_link(number: str, text: str | None = None) -> str:
     """``https://wa.me/<digits>?text=<url-encoded text>`` for a business number.
 
     ``number`` may be written with ``+``, spaces or dashes; ``text`` is URL-encoded (UTF-8) and
     limited to :data:`PREFILLED_TEXT_MAX` characters.
     """
-    digits = "".join(ch for ch in number if ch.isdigit())
-    if not 8 <= len(digits) <= 15:
-        raise MessageValidationError(
-            f"wa.me needs a full international number (8-15 digits), got {len(digits)} digits"
-        )
+    digits = _international_digits(number)
     if text is None:
         return f"https://wa.me/{digits}"
     if len(text) > PREFILLED_TEXT_MAX:

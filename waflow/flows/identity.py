@@ -69,7 +69,16 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str | None:
     text = raw.strip()
     if not text:
         return None
-    candidates = [text] if text.startswith("+") else [f"+{text}", text]
+    # A number written the national way ("030 1234567", "(201) 517-8128") is read in
+    # default_region first. Bare digits are read as international first: that is how WhatsApp
+    # ids come (E.164 without the plus), and "4915112345678" is also a valid German national
+    # number.
+    if text.startswith("+"):
+        candidates = [text]
+    elif default_region is not None and (not text.isdigit() or text.startswith("0")):
+        candidates = [text, f"+{text}"]
+    else:
+        candidates = [f"+{text}", text]
     for candidate in candidates:
         region = None if candidate.startswith("+") else default_region
         try:
