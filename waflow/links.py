@@ -40,8 +40,10 @@ def _international_digits(number: str) -> str:
 def wa_me_link(number: str, text: str | None = None) -> str:
     """``https://wa.me/<digits>?text=<url-encoded text>`` for a business number.
 
-    ``number`` may be written with ``+``, spaces or dashes; ``text`` is URL-encoded (UTF-8) and
-    limited to :data:`PREFILLED_TEXT_MAX` characters.
+    ``number`` is the business number customers see, in international form (``+49 30 1234567``,
+    spaces, dashes and a national ``(0)`` allowed; ``00…`` or ``0…`` raise
+    :class:`~waflow.errors.MessageValidationError`); ``text`` is URL-encoded (UTF-8) and limited
+    to :data:`PREFILLED_TEXT_MAX` characters.
     """
     digits = _international_digits(number)
     if text is None:
