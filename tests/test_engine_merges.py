@@ -6,16 +6,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from waflow import filters as F
 from waflow.flows import Flow, State
 from waflow.flows.context import FlowContext
 from waflow.flows.engine import Engine
-from waflow.flows.identity import Customer
-from waflow.store import MemoryStore
+from waflow.flows.identity import ConsentRecord, Customer
+from waflow.flows.windows import record_inbound
+from waflow.outbox import Outbox, draft_item
+from waflow.store import Commit, Document, MemoryStore
 from waflow.testing import FakeGraphAPI, FrozenClock
 from waflow.webhooks import parse
+from waflow.whatsapp import build as wa
 
 WA_ID = "4915112345678"
 PSID = "6945398272183744"
@@ -66,6 +70,10 @@ async def test_the_conversation_that_issued_the_code_goes_on_after_the_merge() -
     assert lena is not None and {linked.kind for linked in lena.ids} >= {"psid", "wa_id"}
     assert (lena.state, lena.data) == ("on_whatsapp", {"product": "Stadtrad"})
     assert lena.deadline is not None
+    merged_away = (await engine.customer_for(hello)) or lena
+    assert merged_away.id == lena.id  # Messenger now finds Lena's one record
+    forwarded = [key for key in store._index if key.startswith("merged:")]
+    assert forwarded and all(store._index[key] == lena.id for key in forwarded)
     assert [c for c, _ in await store.deadlines_due(clock.now() + timedelta(days=1))] == [lena.id]
 
 
@@ -124,3 +132,64 @@ async def test_a_phone_linked_in_a_timeout_handler_is_indexed() -> None:
     await engine.handle(later)
     same = await engine.customer_for(later)
     assert same is not None and same.id == customer.id
+
+
+class _Client:
+    phone_number_id = "PN"
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, message: Any) -> None:
+        self.sent.append(message)
+
+
+@pytest.mark.parametrize("forwarded", [True, False])
+async def test_a_message_queued_for_a_merged_away_customer_is_checked_against_the_survivor(
+    forwarded: bool,
+) -> None:
+    # B (later merged into A, who has opted out) had a marketing message queued. At send time
+    # the guard must check it against A — or, without the forwarding entry a merge leaves,
+    # refuse it — never send it unchecked.
+    clock = FrozenClock(T0)
+    store = MemoryStore()
+    engine = Engine(Handoff, store=store, clock=clock)
+    a, b = Customer(id="A", created_at=T0), Customer(id="B", created_at=T0)
+    for customer in (a, b):
+        record_inbound(customer, "whatsapp", "PN", T0)
+    a.record_consent(
+        ConsentRecord(channel="whatsapp", granted=False, wording="STOP", source="keyword", at=T0)
+    )
+    queued = draft_item(
+        wa.text(WA_ID, "50 % auf alle Räder!"),
+        channel="whatsapp",
+        business_id="PN",
+        customer="B",
+        now=T0,
+        marketing=True,
+    )
+    await store.commit(
+        Commit(save=[Document("A", a.to_document(), 0), Document("B", b.to_document(), 0)])
+    )
+    await store.commit(Commit(outbox=[queued]))
+    a.merge(b)
+    await store.commit(
+        Commit(
+            save=[Document("A", a.to_document(), 1)],
+            delete=["B"],
+            index={"merged:B": "A"} if forwarded else {},
+        )
+    )
+    client = _Client()
+    outbox = Outbox(
+        store,
+        whatsapp=client,
+        clock=clock,
+        guard=engine.send_guard,
+        prefetch=engine.prefetch_for_send,
+    )
+    report = await outbox.drain()
+    assert (report.sent, report.parked, client.sent) == (0, 1, [])
+    (parked,) = await outbox.parked()
+    expected = "ConsentRequiredError" if forwarded else "no longer exists"
+    assert parked.last_error is not None and expected in parked.last_error

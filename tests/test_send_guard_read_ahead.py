@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from waflow.errors import WaflowError
 from waflow.flows.engine import SEND_GUARD_FRESHNESS_SECONDS, Engine
 from waflow.outbox import DrainReport, Outbox
 from waflow.store import Commit, Document, MemoryStore, SQLiteStore, Store
@@ -151,7 +152,9 @@ async def test_a_customer_the_engine_deletes_is_not_served_from_the_read_ahead(
     # What a merge does to the customer merged away (the public path needs two channels).
     await setup.engine._commit(Commit(delete=[item.customer]))
     calls_before = setup.store.calls["document_get"]
-    assert await setup.engine.send_guard(item, "message") == "message"  # unknown now: unchecked
+    # Read again, not served from the read-ahead: gone, and merged into nobody, so refused.
+    with pytest.raises(WaflowError, match="no longer exists"):
+        await setup.engine.send_guard(item, "message")
 
     assert setup.store.calls["document_get"] == calls_before + 1
 

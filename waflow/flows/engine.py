@@ -232,7 +232,7 @@ class Engine:
             # record that changed meanwhile makes the whole merge retry.
             save=[Document(c.id, c.to_document(), c.version) for c in (primary, *merged)],
             delete=[other.id for other in merged],
-            index=index,
+            index={**index, **{_merged_key(other.id): primary.id for other in merged}},
             outbox=items,
             handoffs=[code.model_dump(mode="json") for code in ctx.new_handoffs],
             handoffs_used=[used_code] if used_code else [],
@@ -491,7 +491,10 @@ class Engine:
                 change = Commit(
                     save=[Document(c.id, c.to_document(), c.version) for c in (customer, *merged)],
                     delete=[other.id for other in merged],
-                    index={linked.key: customer.id for linked in customer.ids},
+                    index={
+                        **{linked.key: customer.id for linked in customer.ids},
+                        **{_merged_key(other.id): customer.id for other in merged},
+                    },
                     outbox=items,
                     deadlines={customer.id: customer.deadline},
                     handoffs=[code.model_dump(mode="json") for code in ctx.new_handoffs],
@@ -535,7 +538,7 @@ class Engine:
         else:
             document = await self.store.document_get(item.customer)
         if document is None:
-            return message
+            document = await self._merged_into(item.customer)
         customer = Customer.from_document(document.data, document.version)
         now = self.clock.now()
         record = item.message
@@ -561,6 +564,27 @@ class Engine:
             logger.info("window closed before sending %s: sending its fallback template", item.id)
             return whatsapp_from_body(fallback)
         return message
+
+    async def _merged_into(self, customer_id: str) -> Document:
+        """The record a merged-away customer lives on in (merges leave a forwarding entry).
+
+        A message queued for a customer is checked against whoever that customer is now; one
+        whose customer is gone altogether is refused (parked), never sent unchecked.
+        """
+        current = customer_id
+        for _ in range(_MAX_MERGE_HOPS):
+            key = _merged_key(current)
+            survivor = (await self.store.index_lookup([key])).get(key)
+            if survivor is None:
+                break
+            document = await self.store.document_get(survivor)
+            if document is not None:
+                return document
+            current = survivor
+        raise WaflowError(
+            f"customer {customer_id} no longer exists: a message queued for them is not sent "
+            "unchecked"
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -708,6 +732,15 @@ def _opt_out_words(event: Event, keywords: Collection[str]) -> str | None:
         if isinstance(words, str) and words.strip(_AROUND_A_KEYWORD).casefold() in keywords:
             return words.strip()
     return None
+
+
+#: How many merges in a row the send guard follows from a queued message's customer.
+_MAX_MERGE_HOPS = 8
+
+
+def _merged_key(customer_id: str) -> str:
+    """The index key that forwards a merged-away customer to the record it was merged into."""
+    return f"merged:{customer_id}"
 
 
 def _event_ids(event: Event) -> list[LinkedId]:
