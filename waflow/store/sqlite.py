@@ -16,12 +16,13 @@ import asyncio
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from waflow.errors import ConcurrentUpdateError, ConfigError
 from waflow.store.base import (
@@ -245,6 +246,12 @@ def _record_from_json(text: str) -> MessageRecord:
     return MessageRecord(**data)
 
 
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
 def _patiently(action: Callable[[], object], seconds: float) -> None:
     """Run ``action``, trying again for up to ``seconds`` while another connection locks the file.
 
@@ -252,18 +259,13 @@ def _patiently(action: Callable[[], object], seconds: float) -> None:
     SQLite refuses the switch at once, without waiting for its busy timeout, while another
     connection writes (say, creating the schema), so opening is retried here.
     """
-    deadline = time.monotonic() + seconds
-    pause = 0.01
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as exc:
-            busy = "locked" in str(exc) or "busy" in str(exc)
-            if not busy or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.25)
+    retrying = Retrying(
+        retry=retry_if_exception(_is_busy),
+        stop=stop_after_delay(seconds),
+        wait=wait_exponential(multiplier=0.01, max=0.25),
+        reraise=True,
+    )
+    retrying(action)
 
 
 class SQLiteStore:
