@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from waflow import App, WebhookRequest
+from waflow.errors import ConfigError
 from waflow.store import MemoryStore
 from waflow.testing import FakeGraphAPI
 
@@ -166,3 +167,17 @@ def test_dispatch_sync_works_in_a_child_forked_after_it_was_used(fake: FakeGraph
         os._exit(0 if ok else 1)
     _, status = os.waitpid(child, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_dispatch_sync_on_its_own_loop_is_refused_not_deadlocked(fake: FakeGraphAPI) -> None:
+    app = _app(fake, "Hallo!")
+    raw, headers = fake.sign(fake.inbound.whatsapp_text("4915112345678", "Hi"))
+
+    async def from_the_loop() -> str:
+        try:
+            app.dispatch_sync(WebhookRequest("POST", raw, headers))
+        except ConfigError as exc:
+            return str(exc)
+        return "no error"
+
+    assert "await dispatch()" in app._sync_loop.run(from_the_loop())

@@ -152,7 +152,7 @@ class _LoopThread:
             loop, thread = self._loop, self._thread
         if threading.current_thread() is thread:
             work.close()
-            raise RuntimeError("dispatch_sync called from the app's own loop: await dispatch()")
+            raise ConfigError("dispatch_sync called on the loop it runs on: await dispatch()")
         outcome = asyncio.run_coroutine_threadsafe(_guarded(work), loop).result()
         if isinstance(outcome, _Raised):
             raise outcome.exception
